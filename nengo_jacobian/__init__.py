@@ -1,0 +1,35 @@
+"""nengo_jacobian: exact, labelled Jacobians of NengoDL networks.
+
+The public API is what this module exports; everything else is implementation.
+"""
+
+from nengo_jacobian import engines
+from nengo_jacobian.exceptions import (
+    DataError,
+    InferenceModeError,
+    JacobianError,
+    NoWeightsError,
+    NonFiniteJacobianError,
+    NotDifferentiableError,
+    UnknownObjectError,
+    WeightFileError,
+)
+from nengo_jacobian.labels import WeightEntry, WeightTable
+from nengo_jacobian.simulator import Simulator
+from nengo_jacobian.version import __version__
+
+__all__ = [
+    "DataError",
+    "InferenceModeError",
+    "JacobianError",
+    "NoWeightsError",
+    "NonFiniteJacobianError",
+    "NotDifferentiableError",
+    "Simulator",
+    "UnknownObjectError",
+    "WeightEntry",
+    "WeightFileError",
+    "WeightTable",
+    "__version__",
+    "engines",
+]

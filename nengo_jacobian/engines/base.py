@@ -1,0 +1,46 @@
+"""The interface every engine implements."""
+
+from __future__ import annotations
+
+import abc
+
+import numpy as np
+
+from nengo_jacobian.request import Request
+
+
+class Engine(abc.ABC):
+    """A way of computing the Jacobian of a validated `~nengo_jacobian.request.Request`.
+
+    Subclasses implement `compute`; `nengo_jacobian.Simulator.jacobian` validates the
+    request, calls it and shapes the result.
+    """
+
+    #: Short name shown in `nengo_jacobian.Simulator.jacobian_info`.
+    name = "engine"
+
+    @abc.abstractmethod
+    def compute(self, request: Request) -> dict:
+        """Return ``{target: array}`` with one array per target.
+
+        Each array has shape ``(n_items, n_rows, *target_shape)`` where the rows run
+        over the probes in order and, within a probe, over ``(output step, dim)``.
+        """
+
+    def supports(self, request: Request) -> bool:
+        """Whether this engine can compute ``request`` (used by ``method="auto"``)."""
+        return True
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def split_rows(request: Request, array: np.ndarray) -> list[np.ndarray]:
+    """Split ``(n_items, n_rows, ...)`` into one ``(n_items, steps, dims, ...)`` per probe."""
+    out, start = [], 0
+    for steps, dims in zip(request.probe_steps, request.probe_sizes):
+        stop = start + steps * dims
+        part = array[:, start:stop]
+        out.append(part.reshape(array.shape[:1] + (steps, dims) + array.shape[2:]))
+        start = stop
+    return out

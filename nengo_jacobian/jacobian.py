@@ -1,0 +1,92 @@
+"""Validate a request, pick an engine, shape and label the result."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from nengo_dl import config as dl_config
+
+from nengo_jacobian.engines import Engine, ReferenceLoop, VectorizedReverse
+from nengo_jacobian.engines.base import split_rows
+from nengo_jacobian.exceptions import JacobianError, NonFiniteJacobianError
+from nengo_jacobian.labels import object_name
+from nengo_jacobian.request import (
+    Request,
+    check_differentiable,
+    check_rate_mode,
+    prepare_inputs,
+    resolve_probes,
+    resolve_targets,
+)
+
+#: Names accepted by ``method=``.
+METHODS = {"reverse": VectorizedReverse, "loop": ReferenceLoop}
+
+
+def choose_engine(method, request: Request, chunk_size=None) -> Engine:
+    """Turn ``method`` (a name or an `Engine`) into an engine for ``request``."""
+    if isinstance(method, Engine):
+        if chunk_size is not None:
+            raise JacobianError(
+                "chunk_size is given both as an argument and inside the engine object; "
+                "set it on the engine only."
+            )
+        return method
+    if method == "auto":
+        engine = VectorizedReverse(chunk_size=chunk_size)
+        return engine if engine.supports(request) else ReferenceLoop()
+    if method not in METHODS:
+        raise JacobianError(
+            f"Unknown method {method!r}; use 'auto', "
+            + ", ".join(repr(m) for m in METHODS)
+            + ", or an engine object from nengo_jacobian.engines."
+        )
+    if method == "reverse":
+        return VectorizedReverse(chunk_size=chunk_size)
+    return ReferenceLoop()
+
+
+def compute_jacobian(sim, of, wrt, data=None, n_steps=None, method="auto",
+                     chunk_size=None):
+    """Jacobian of probe outputs w.r.t. input Nodes and weights.
+
+    See `nengo_jacobian.Simulator.jacobian`, which is the public entry point.
+    """
+    probes, single_probe = resolve_probes(sim, of)
+    targets, single_target = resolve_targets(sim, wrt)
+    check_rate_mode(sim)
+    check_differentiable(sim, probes, targets)
+    inputs, n_items, n_steps = prepare_inputs(sim, data, n_steps)
+    probe_steps = [
+        n_steps
+        if dl_config.get_setting(sim.model, "keep_history", True, obj=p)
+        else 1
+        for p in probes
+    ]
+    request = Request(sim, probes, targets, inputs, n_items, n_steps, probe_steps)
+    engine = choose_engine(method, request, chunk_size)
+
+    sim.jacobian_info = {"engine": engine.name, "method": method}
+    start = time.perf_counter()
+    by_target = engine.compute(request)
+    sim.jacobian_info["seconds"] = time.perf_counter() - start
+
+    result = {}
+    for t in targets:
+        for p, block in zip(probes, split_rows(request, by_target[t])):
+            if not np.all(np.isfinite(block)):
+                raise NonFiniteJacobianError(
+                    f"The Jacobian of Probe {object_name(p)} w.r.t. {t.name} has "
+                    f"{np.size(block) - np.isfinite(block).sum()} NaN or infinite "
+                    f"entries. Check the input data and weights for extreme values "
+                    f"(rates overflow), or use dtype='float64'."
+                )
+            result[(p, t.key)] = block
+    if single_probe and single_target:
+        return result[(probes[0], targets[0].key)]
+    if single_target:
+        return {p: result[(p, targets[0].key)] for p in probes}
+    if single_probe:
+        return {t.key: result[(probes[0], t.key)] for t in targets}
+    return {p: {t.key: result[(p, t.key)] for t in targets} for p in probes}

@@ -1,0 +1,338 @@
+"""The user's built model replayed with one minibatch lane per Jacobian row.
+
+NengoDL fixes the minibatch size when it builds a graph, and minibatch items never
+interact. `LaneGraph` rebuilds the *same* built `nengo.builder.Model` (same signals,
+seeds and operators) as a second `nengo_dl.tensor_graph.TensorGraph` whose minibatch
+holds ``n_lanes`` lanes. Each lane replays one item of the user's minibatch, so one
+backward pass with a different one-hot cotangent per lane yields many Jacobian rows at
+once.
+
+Two additions make weight Jacobians possible without per-lane copies of the weights:
+
+- *perturbations*: a zero-valued, per-lane input added (``Copy(..., inc=True)``) to the
+  signal that an operator writes with a weight, e.g. a connection's ``weighted``
+  signal. The gradient with respect to it is ∂y/∂(that signal at each step).
+- *taps*: extra read-only probes on the signal the weight multiplies, e.g. the
+  presynaptic activities.
+
+A weight's Jacobian is then the contraction of the two (see `nengo_jacobian.weight_rules`).
+
+The lane graph owns no parameter values: every time it is called it reads the user's
+simulator variables (weights and saved state), so it always sees the live weights, a
+Jacobian computation never writes to the user's simulator, and gradients can flow back
+to the user's variables.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import copy
+from collections.abc import Sequence
+
+import nengo
+import numpy as np
+import tensorflow as tf
+from nengo.builder.operator import Operator
+from nengo.builder.signal import Signal
+from nengo_dl import compat, utils
+from nengo_dl.builder import Builder, OpBuilder
+from nengo_dl.tensor_graph import TensorGraph
+
+from nengo_jacobian._settings import forced_setting
+
+
+class Tap:
+    """A read-only probe on an internal signal, recorded at every step of a lane run.
+
+    Parameters
+    ----------
+    signal : nengo.builder.Signal
+        The signal to record.
+    """
+
+    label = None
+
+    def __init__(self, signal: Signal):
+        self.signal = signal
+
+    def __repr__(self) -> str:
+        return f"<Tap {self.signal.name}>"
+
+
+class Perturb(Operator):
+    """``target += perturbation[index](step)``: a per-lane additive input.
+
+    Parameters
+    ----------
+    target : nengo.builder.Signal
+        The signal to perturb.
+    index : int
+        Which of the lane graph's perturbation inputs to add.
+    """
+
+    def __init__(self, target: Signal, index: int, tag: str | None = None):
+        super().__init__(tag=tag)
+        self.sets, self.incs, self.reads, self.updates = [], [target], [], []
+        self.index = index
+        self.lane_graph = None
+
+    @property
+    def target(self) -> Signal:
+        """The perturbed signal."""
+        return self.incs[0]
+
+    def make_step(self, signals, dt, rng):  # pragma: no cover - NengoDL only
+        """Not available: this operator exists only inside a `LaneGraph`."""
+        raise NotImplementedError("Perturb runs only in nengo_jacobian's lane graphs")
+
+
+@Builder.register(Perturb)
+class PerturbBuilder(OpBuilder):
+    """Adds this step's slice of a perturbation input to its target signal.
+
+    Reading the input directly (rather than through a Node and a ``Copy``) keeps the
+    perturbation out of NengoDL's merged state arrays, whose scatter would copy a
+    whole array every step.
+    """
+
+    def build_step(self, signals):
+        """Scatter-add the current step's perturbation into the target."""
+        for op in self.ops:
+            value = op.lane_graph.perturbation_step(op.index)
+            signals.scatter(signals[op.target], value, mode="inc")
+
+    @staticmethod
+    def mergeable(x, y):
+        """Never merged: each reads its own input."""
+        return False
+
+
+class _Piece(
+    collections.namedtuple("_Piece", "start stop source_key source_rows minibatched")
+):
+    """Rows ``start:stop`` of a lane-graph base array and where their values live."""
+
+
+def _time_major(x: tf.Tensor) -> tf.TensorArray:
+    """``(lanes, steps, ...)`` as a TensorArray of ``steps`` items."""
+    steps = tf.TensorArray(x.dtype, size=tf.shape(x)[1])
+    perm = [1, 0] + list(range(2, len(x.shape)))
+    return steps.unstack(tf.transpose(x, perm))
+
+
+class _StepReader:
+    """Stands in for an input tensor ``x`` where NengoDL reads ``x[:, step]``."""
+
+    def __init__(self, steps: tf.TensorArray):
+        self.steps = steps
+
+    def __getitem__(self, index):
+        _, step = index
+        return self.steps.read(step)
+
+
+class LaneGraph(TensorGraph):
+    """A `~nengo_dl.tensor_graph.TensorGraph` of ``sim.model`` with ``n_lanes`` lanes.
+
+    Parameters
+    ----------
+    sim : nengo_jacobian.Simulator
+        The simulator whose model, weights and state the lanes replay.
+    n_lanes : int
+        Minibatch size of the lane graph.
+    perturbed : sequence of nengo.builder.Signal
+        Signals that receive an additive per-lane input, in order; the inputs'
+        values are passed to `run`.
+    taps : sequence of nengo.builder.Signal
+        Signals recorded at every step; their outputs follow the user's probes.
+    """
+
+    @compat.trackable.no_automatic_dependency_tracking
+    def __init__(
+        self,
+        sim,
+        n_lanes: int,
+        perturbed: Sequence[Signal] = (),
+        taps: Sequence[Signal] = (),
+    ):
+        source = sim.tensor_graph
+        model = copy.copy(sim.model)
+        # Private copies of the containers we extend; the user's model is not touched.
+        model.sig = collections.defaultdict(dict, sim.model.sig)
+        model.seeds = dict(sim.model.seeds)
+        model.operators = list(sim.model.operators)
+        model.probes = list(sim.model.probes)
+
+        self.perturb_ops = [
+            Perturb(target, i, tag=f"perturb {target.name}")
+            for i, target in enumerate(perturbed)
+        ]
+        model.operators.extend(self.perturb_ops)
+
+        self.taps = [Tap(signal) for signal in taps]
+        for tap in self.taps:
+            model.sig[tap] = {"in": tap.signal}
+            # NengoDL compares probe seeds with connection seeds to find probe
+            # connections; a fresh object never equals any of them.
+            model.seeds[tap] = object()
+            model.probes.append(tap)
+
+        # One step per loop iteration, so that the loop counter is the step index
+        # that Perturb reads (unrolling changes speed, never results).
+        with forced_setting(model.toplevel, "simplifications", []), forced_setting(
+            model.toplevel, "use_loop", True
+        ):
+            super().__init__(
+                model,
+                source.dt,
+                1,
+                n_lanes,
+                source.device,
+                utils.NullProgressBar(),
+                source.seed,
+            )
+
+        self.source = source
+        self.n_user_probes = len(sim.model.probes)
+        for op in self.perturb_ops:
+            op.lane_graph = self
+        self.lane_rows = None
+        self._perturbations = []
+        self._perturbation_steps = []
+        self._step = None
+        self._layout = self._plan_layout()
+        self.build(None)
+
+    def _plan_layout(self) -> dict:
+        """Map every row of every lane-graph base array to the user's variables."""
+        user_signals = self.source.signals.sig_map
+        user_vars = {**self.source.saved_state, **self.source.base_params}
+        pieces = collections.defaultdict(list)
+        for sig, tsig in self.signals.sig_map.items():
+            if sig.is_view:
+                continue
+            (start, stop), = tsig.slices
+            user_tsig = user_signals.get(sig)
+            if user_tsig is not None and user_tsig.key in user_vars:
+                rows = np.concatenate([np.arange(a, b) for a, b in user_tsig.slices])
+                piece = _Piece(start, stop, user_tsig.key, rows, tsig.minibatched)
+            else:
+                # Our perturbation inputs (zero), or signals whose initial value the
+                # user's graph does not keep because they are set before being read.
+                piece = _Piece(start, stop, None, None, tsig.minibatched)
+            pieces[tsig.key].append(piece)
+        for key_pieces in pieces.values():
+            key_pieces.sort()
+        return dict(pieces)
+
+    def _assemble(self, key, like: tf.Variable) -> tf.Tensor:
+        """The current value of one base array, read from the user's variables."""
+        user_vars = {**self.source.saved_state, **self.source.base_params}
+        minibatched = len(like.shape) > 0 and self._layout[key][0].minibatched
+        axis = 1 if minibatched else 0
+        parts = []
+        for piece in self._layout[key]:
+            n_rows = piece.stop - piece.start
+            if piece.source_key is None:
+                shape = list(like.shape)
+                shape[axis] = n_rows
+                parts.append(tf.zeros(shape, like.dtype))
+                continue
+            value = tf.gather(user_vars[piece.source_key], piece.source_rows, axis=axis)
+            if minibatched:
+                # Lane l replays item lane_rows[l] of the user's minibatch.
+                value = tf.gather(value, self.lane_rows, axis=0)
+            parts.append(value)
+        return parts[0] if len(parts) == 1 else tf.concat(parts, axis=axis)
+
+    @contextlib.contextmanager
+    def _live_values(self):
+        """Temporarily replace our own variables by the user's live values."""
+        saved_state, base_params = self.saved_state, self.base_params
+        with compat.trackable.no_automatic_dependency_tracking_scope(self):
+            self.saved_state = {
+                k: self._assemble(k, v) for k, v in saved_state.items()
+            }
+            self.base_params = {
+                k: self._assemble(k, v) for k, v in base_params.items()
+            }
+        try:
+            yield
+        finally:
+            with compat.trackable.no_automatic_dependency_tracking_scope(self):
+                self.saved_state, self.base_params = saved_state, base_params
+
+    @contextlib.contextmanager
+    def _step_inputs(self):
+        """Feed inputs through TensorArrays, one read per step.
+
+        NengoDL reads step ``i`` of an input as ``x[:, i]``. Inside a while loop the
+        gradient of that slice is a dense ``x``-sized tensor per step, which costs
+        O(n_steps²) for long inputs such as our perturbations; the gradient of a
+        TensorArray read is just the step's slice.
+        """
+        node_inputs = self.node_inputs
+        readers = {node: _StepReader(_time_major(x)) for node, x in node_inputs.items()}
+        with compat.trackable.no_automatic_dependency_tracking_scope(self):
+            self.node_inputs = readers
+        try:
+            yield
+        finally:
+            with compat.trackable.no_automatic_dependency_tracking_scope(self):
+                self.node_inputs = node_inputs
+
+    def perturbation_step(self, index: int) -> tf.Tensor:
+        """``(n_lanes, size)``: perturbation input ``index`` at the current step."""
+        return self._perturbation_steps[index].read(self._step)
+
+    def _build_loop(self, progress):
+        self._perturbation_steps = [
+            _time_major(p) for p in self._perturbations
+        ]
+        with self._live_values(), self._step_inputs():
+            return super()._build_loop(progress)
+
+    def _build_inner_loop(self, loop_i, update_probes, progress):
+        self._step = loop_i
+        return super()._build_inner_loop(loop_i, update_probes, progress)
+
+    def run(
+        self,
+        inputs: Sequence[tf.Tensor],
+        perturbations: Sequence[tf.Tensor],
+        n_steps: int,
+        lane_rows: tf.Tensor,
+    ) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
+        """Simulate all lanes in rate mode; call inside a ``tf.function``.
+
+        Parameters
+        ----------
+        inputs : sequence of tf.Tensor
+            One ``(n_lanes, n_steps, node.size_out)`` tensor per user input Node, in
+            the order of ``sim.tensor_graph.invariant_inputs``.
+        perturbations : sequence of tf.Tensor
+            One ``(n_lanes, n_steps, signal.size)`` tensor per perturbed signal.
+        n_steps : int
+            Number of steps to simulate.
+        lane_rows : tf.Tensor
+            ``(n_lanes,)`` int32: the item of the user's minibatch whose saved state
+            each lane starts from.
+
+        Returns
+        -------
+        probes : list of tf.Tensor
+            The user's probes, each ``(n_lanes, n_steps, *probe_shape)``.
+        taps : list of tf.Tensor
+            The taps, each ``(n_lanes or 1, n_steps, *signal_shape)``.
+        """
+        self.lane_rows = lane_rows
+        self._perturbations = list(perturbations)
+        steps = tf.fill((self.minibatch_size, 1), tf.constant(n_steps, tf.int32))
+        outputs = self(
+            list(inputs) + [steps],
+            training=True,
+            stateful=False,
+        )
+        outputs = outputs[:-1]  # drop steps_run
+        return outputs[: self.n_user_probes], outputs[self.n_user_probes :]

@@ -1,0 +1,138 @@
+"""The adapter: a `nengo_dl.Simulator` with labelled weights and Jacobians."""
+
+from __future__ import annotations
+
+import nengo_dl
+import numpy as np
+
+from nengo_jacobian._settings import forced_setting
+from nengo_jacobian.jacobian import compute_jacobian
+from nengo_jacobian.labels import WeightTable
+
+
+class Simulator(nengo_dl.Simulator):
+    """A `nengo_dl.Simulator` that labels its weights and computes Jacobians.
+
+    It takes exactly the arguments of `nengo_dl.Simulator` and can be used wherever
+    one is expected (``predict``, ``fit``, ``sim.data``, as a context manager ...). It
+    builds the network with NengoDL's graph simplifications turned off, so that every
+    weight keeps a variable of its own kind, and then adds:
+
+    - ``sim.weights``: a `~nengo_jacobian.labels.WeightTable` of every weight tensor,
+      labelled with its Nengo object, attribute and place in NengoDL's merged
+      variables;
+    - `jacobian`: exact Jacobians of probe outputs w.r.t. input Nodes and weights.
+
+    The user's network object is not modified: the simplification setting is applied
+    during the build only.
+
+    Parameters
+    ----------
+    network : nengo.Network
+        The network to simulate.
+    *args, **kwargs
+        Passed on to `nengo_dl.Simulator` (``dt``, ``seed``, ``minibatch_size``,
+        ``unroll_simulation``, ``progress_bar`` ...).
+
+    Attributes
+    ----------
+    weights : WeightTable
+        The labelled weights.
+    jacobian_info : dict
+        What the last `jacobian` call did: ``engine``, ``seconds``, ``lanes``,
+        ``passes``.
+
+    Examples
+    --------
+    >>> import nengo, numpy as np
+    >>> import nengo_jacobian
+    >>> with nengo.Network(seed=0) as net:
+    ...     stim = nengo.Node(np.zeros(2), label="stim")
+    ...     ens = nengo.Ensemble(20, 2, neuron_type=nengo.RectifiedLinear(), label="ens")
+    ...     nengo.Connection(stim, ens, synapse=None)
+    ...     out = nengo.Probe(ens, synapse=None)
+    >>> with nengo_jacobian.Simulator(net, progress_bar=False) as sim:
+    ...     J = sim.jacobian(out, stim, n_steps=5)
+    ...     W = sim.jacobian(out, ens.neurons, n_steps=5)
+    >>> J.shape   # (minibatch, n_steps, probe dims, n_steps, node dims)
+    (1, 5, 2, 5, 2)
+    >>> W.shape   # (minibatch, n_steps, probe dims, *bias shape)
+    (1, 5, 2, 20)
+    """
+
+    def __init__(self, network, *args, **kwargs):
+        self.closed = None  # as nengo_dl does first, so __del__ works if the build fails
+        # Lane graphs and traced functions, keyed by request signature.
+        self._jacobian_cache = {}
+        model = kwargs.get("model")
+        toplevel = network if network is not None else getattr(model, "toplevel", None)
+        with forced_setting(toplevel, "simplifications", []):
+            super().__init__(network, *args, **kwargs)
+        self.weights = WeightTable(self)
+        self.jacobian_info = {}
+
+    def jacobian(
+        self,
+        of,
+        wrt,
+        data=None,
+        n_steps: int | None = None,
+        *,
+        method="auto",
+        chunk_size: int | None = None,
+    ) -> np.ndarray | dict:
+        """Jacobian of probe outputs w.r.t. input Nodes and weights, per item.
+
+        Derivatives are those of the **rate-mode** network that NengoDL trains
+        (``training=True``): spiking neurons are replaced by their rate model
+        (LIF -> LIFRate, or SoftLIFRate with the ``lif_smoothing`` setting;
+        SpikingRectifiedLinear -> RectifiedLinear), in the forward and the backward
+        pass. They are exact derivatives of that network, not of the spike trains.
+
+        The simulation starts from the simulator's saved state, as `predict` does, and
+        computing a Jacobian leaves the simulator's weights, saved state and probe data
+        exactly as they were.
+
+        Parameters
+        ----------
+        of : nengo.Probe or list of nengo.Probe
+            The outputs.
+        wrt : input Node, weight, or list of these
+            An input Node (``size_in=0``; its values are the data), or a weight as
+            accepted by ``sim.weights``: a Connection (its weights), an Ensemble (its
+            scaled encoders), ``ens.neurons`` (its biases), an ``(obj, attr)`` tuple or
+            a weight name.
+        data : dict or numpy.ndarray, optional
+            Input values as for `predict`: ``{node: (n_items, n_steps, node.size_out)}``
+            or one array if the network has one input Node. Nodes not given produce
+            their own output. ``n_items`` must be a multiple of ``minibatch_size``.
+        n_steps : int, optional
+            Number of steps; taken from ``data`` if not given.
+        method : {"auto", "reverse", "loop"} or nengo_jacobian.engines.Engine
+            How to differentiate. ``"reverse"`` (vectorized reverse mode) is the
+            default choice of ``"auto"``; ``"loop"`` is the slow one-row-at-a-time
+            reference. The engine used is recorded in ``sim.jacobian_info``.
+        chunk_size : int, optional
+            Maximum number of Jacobian rows per backward pass (bounds memory); the
+            result does not depend on it.
+
+        Returns
+        -------
+        numpy.ndarray or dict
+            For one probe and one ``wrt``: an array of shape
+            ``(n_items, n_steps, probe_dims, *wrt_shape)`` where ``wrt_shape`` is
+            ``(n_steps, node.size_out)`` for an input Node and the weight's shape for a
+            weight. Entry ``[b, t, i, s, j]`` is ∂(probe dim i at step t)/∂(input dim
+            j at step s) for item b. For lists, a dict keyed by what was asked:
+            ``{wrt: array}``, ``{probe: array}``, or ``{probe: {wrt: array}}``.
+            Probes with ``keep_history=False`` have one output step.
+        """
+        return compute_jacobian(
+            self, of, wrt, data, n_steps, method=method, chunk_size=chunk_size
+        )
+
+    def close(self):
+        """Close the simulator and drop cached Jacobian graphs."""
+        self._jacobian_cache = {}
+        super().close()
+        self._closed_attrs = list(self._closed_attrs) + ["weights", "jacobian"]

@@ -1,0 +1,174 @@
+"""How a weight enters the simulation, and so how to get its Jacobian per minibatch item.
+
+Weights are shared by all minibatch items, so a gradient w.r.t. the weight variable sums
+over items and lanes. But every weight enters the network linearly through one kind of
+operator, e.g. ``DotInc(W, x, y)``: ``y(t) += W x(t)``. With ``g(t) = ∂out/∂y(t)`` (the
+gradient w.r.t. a zero perturbation added to ``y``, which is per lane) and the recorded
+``x(t)``, the chain rule gives the exact per-lane Jacobian
+
+    ∂out/∂W[j, k] = Σ_t g_j(t) · x_k(t)
+
+with no per-lane copy of ``W``. `WeightRule` holds, for one operator that reads a weight,
+the signal to perturb, the signal to tap and the contraction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+from nengo.builder.operator import Copy, DotInc, ElementwiseInc
+
+from nengo_jacobian.exceptions import JacobianError
+
+
+class WeightRule:
+    """The per-lane Jacobian of one weight through one operator that reads it.
+
+    Parameters
+    ----------
+    kind : str
+        ``"dot"`` (``DotInc``), ``"elementwise"`` (``ElementwiseInc``) or ``"copy"``
+        (``Copy``, e.g. a bias copied into the neurons' input current).
+    perturbed : nengo.builder.Signal
+        The signal the operator writes; a per-lane perturbation is added to it.
+    tapped : nengo.builder.Signal or None
+        The signal the weight multiplies (None for ``"copy"``).
+    weight_shape : tuple of int
+        Shape of the weight.
+    src_index, dst_index : numpy.ndarray or None
+        For ``"copy"`` with slices: which weight elements land in which elements of
+        ``perturbed``.
+    """
+
+    def __init__(
+        self,
+        kind,
+        perturbed,
+        tapped,
+        weight_shape,
+        src_index=None,
+        dst_index=None,
+    ):
+        self.kind = kind
+        self.perturbed = perturbed
+        self.tapped = tapped
+        self.weight_shape = tuple(weight_shape)
+        self.src_index = src_index
+        self.dst_index = dst_index
+
+    def contract(self, g: tf.Tensor, x: tf.Tensor | None) -> tf.Tensor:
+        """Per-lane Jacobian from the perturbation gradient and the tap.
+
+        Parameters
+        ----------
+        g : tf.Tensor
+            ``(lanes, n_steps, perturbed.size)``: ∂out/∂(perturbed signal).
+        x : tf.Tensor or None
+            ``(lanes or 1, n_steps, tapped.size)``: the tapped signal.
+
+        Returns
+        -------
+        tf.Tensor
+            ``(lanes, *weight_shape)``.
+        """
+        lanes = tf.shape(g)[0]
+        if self.kind == "dot":
+            x = _broadcast_lanes(x, lanes)
+            return tf.einsum("ltj,ltk->ljk", g, x)
+        if self.kind == "elementwise":
+            x = _broadcast_lanes(x, lanes)
+            product = g * x  # numpy broadcasting, exactly as ElementwiseInc applies it
+            if int(np.prod(self.weight_shape, dtype=np.int64)) == 1:
+                total = tf.reduce_sum(product, axis=[1, 2])
+            else:
+                total = tf.reduce_sum(product, axis=1)
+            return tf.reshape(total, (-1, *self.weight_shape))
+        # copy: dst[dst_index] += W.flat[src_index]
+        summed = tf.reduce_sum(g, axis=1)
+        if self.dst_index is not None:
+            summed = tf.gather(summed, self.dst_index, axis=1)
+        size = int(np.prod(self.weight_shape, dtype=np.int64))
+        if self.src_index is not None:
+            summed = tf.transpose(
+                tf.math.unsorted_segment_sum(
+                    tf.transpose(summed), self.src_index, size
+                )
+            )
+        return tf.reshape(summed, (-1, *self.weight_shape))
+
+
+def _broadcast_lanes(x, lanes):
+    return tf.broadcast_to(x, tf.concat([[lanes], tf.shape(x)[1:]], axis=0))
+
+
+def rules_for(entry, operators: Sequence) -> list[WeightRule]:
+    """Find how ``entry``'s weight enters the model's operators.
+
+    Parameters
+    ----------
+    entry : nengo_jacobian.labels.WeightEntry
+        The weight.
+    operators : sequence of nengo.builder.Operator
+        ``sim.model.operators``.
+
+    Returns
+    -------
+    list of WeightRule
+        One rule per operator that reads the weight.
+    """
+    weight = entry.signal
+    rules = []
+    for op in operators:
+        reads = [s for s in op.reads if s is weight or s.base is weight]
+        if not reads:
+            continue
+        if any(s is not weight for s in reads):
+            raise NotImplementedError(
+                f"{entry.name}: {type(op).__name__} reads a slice of this weight, "
+                f"which the vectorized engine does not handle; use method='loop'."
+            )
+        if isinstance(op, DotInc) and op.A is weight:
+            if op.X.ndim != 1 or op.Y.ndim != 1:
+                raise NotImplementedError(
+                    f"{entry.name}: DotInc with {op.X.ndim}-d input; use "
+                    f"method='loop'."
+                )
+            rules.append(WeightRule("dot", op.Y, op.X, entry.shape))
+        elif isinstance(op, ElementwiseInc) and op.A is weight:
+            if op.X.ndim > 1 or op.Y.ndim > 1:
+                raise NotImplementedError(
+                    f"{entry.name}: ElementwiseInc on {op.Y.ndim}-d signals; use "
+                    f"method='loop'."
+                )
+            rules.append(WeightRule("elementwise", op.Y, op.X, entry.shape))
+        elif isinstance(op, Copy) and op.src is weight:
+            rules.append(
+                WeightRule(
+                    "copy",
+                    op.dst,
+                    None,
+                    entry.shape,
+                    src_index=_index(op.src_slice, weight.size),
+                    dst_index=_index(op.dst_slice, op.dst.size),
+                )
+            )
+        else:
+            raise NotImplementedError(
+                f"{entry.name}: the vectorized engine has no rule for weights read by "
+                f"{type(op).__name__} (e.g. convolution or sparse transforms); use "
+                f"method='loop', which differentiates the variable directly."
+            )
+    if not rules:
+        raise JacobianError(
+            f"{entry.name} is not read by any operator of the built model, so every "
+            f"output is independent of it."
+        )
+    return rules
+
+
+def _index(sl, size):
+    if sl is None:
+        return None
+    return np.arange(size)[sl].astype(np.int32)

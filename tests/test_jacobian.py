@@ -1,0 +1,271 @@
+"""Jacobian values: engines against each other, finite differences and closed forms.
+
+Tolerances:
+- reverse vs loop, float32: both compute the same chain rule in float32 with different
+  summation orders; differences are rounding (~1e-7 relative), the bound is 1e-5.
+- autodiff vs central finite differences, float64: step 1e-5 on inputs/weights of order
+  1 gives truncation O(h²·f''') ≈ 1e-10 and rounding O(ε/h) ≈ 1e-11; bound 1e-5.
+- closed forms: exact up to float32 rounding of the simulated quantities (1e-6).
+"""
+
+import nengo
+import nengo_dl
+import numpy as np
+import pytest
+from conftest import max_rel_error, two_layer_net
+
+NEURON_TYPES = {
+    "LIF": nengo.LIF(),
+    "RectifiedLinear": nengo.RectifiedLinear(),
+    "Sigmoid": nengo.Sigmoid(tau_ref=0.002),
+}
+
+
+def random_inputs(n_items, n_steps, dims, seed=1, scale=0.8):
+    return np.random.RandomState(seed).uniform(-scale, scale, (n_items, n_steps, dims))
+
+
+def weight_targets(net):
+    return [net.c_in, net.c_ab, net.c_nn, net.c_rec, net.a, net.b.neurons]
+
+
+@pytest.mark.parametrize("neuron_type", list(NEURON_TYPES))
+@pytest.mark.parametrize("minibatch_size, n_items", [(1, 1), (2, 4)])
+def test_reverse_equals_reference_loop(make_sim, neuron_type, minibatch_size, n_items):
+    net = two_layer_net(NEURON_TYPES[neuron_type], n_neurons=20)
+    sim = make_sim(net, minibatch_size=minibatch_size)
+    x = random_inputs(n_items, 6, 2)
+    wrt = [net.stim] + weight_targets(net)
+    fast = sim.jacobian(net.probe, wrt, x)
+    assert sim.jacobian_info["engine"] == "reverse"
+    slow = sim.jacobian(net.probe, wrt, x, method="loop")
+    assert sim.jacobian_info["engine"] == "loop"
+    for key in wrt:
+        assert fast[key].shape == slow[key].shape
+        assert max_rel_error(fast[key], slow[key]) < 1e-5, key
+
+
+def fd_jacobian(f, x0, h=1e-5):
+    """Central differences of f (array -> array) at x0, one column per entry."""
+    x0 = np.asarray(x0, dtype=np.float64)
+    cols = []
+    for i in range(x0.size):
+        dx = np.zeros(x0.size)
+        dx[i] = h
+        plus = f(x0 + dx.reshape(x0.shape))
+        minus = f(x0 - dx.reshape(x0.shape))
+        cols.append((plus - minus) / (2 * h))
+    return np.stack(cols, axis=-1)
+
+
+@pytest.mark.parametrize("neuron_type", list(NEURON_TYPES))
+def test_input_jacobian_matches_finite_differences(make_sim, neuron_type):
+    # learning_phase=True makes sim.predict run the same rate-mode graph that the
+    # Jacobian differentiates, so finite differences of predict are the reference.
+    net = two_layer_net(
+        NEURON_TYPES[neuron_type], n_neurons=15, dtype="float64", learning_phase=True
+    )
+    sim = make_sim(net)
+    x = random_inputs(1, 5, 2, scale=0.5)
+
+    def f(flat_x):
+        return sim.predict({net.stim: flat_x.reshape(x.shape)})[net.probe].ravel()
+
+    expected = fd_jacobian(f, x.ravel()).reshape(1, 5, 2, 5, 2)
+    actual = sim.jacobian(net.probe, net.stim, x)
+    assert actual.dtype == np.float64
+    assert max_rel_error(actual, expected) < 1e-5
+
+
+@pytest.mark.parametrize("neuron_type", ["LIF", "Sigmoid"])
+def test_weight_jacobian_matches_finite_differences(make_sim, neuron_type):
+    net = two_layer_net(
+        NEURON_TYPES[neuron_type], n_neurons=15, dtype="float64", learning_phase=True
+    )
+    sim = make_sim(net)
+    x = random_inputs(1, 5, 2, scale=0.5)
+    rng = np.random.RandomState(3)
+    for obj in weight_targets(net):
+        entry = sim.weights[obj]
+        original = entry.read()
+        # a few entries per weight keep the test fast; which ones is seeded
+        picks = rng.choice(entry.size, size=min(4, entry.size), replace=False)
+
+        def f(values, picks=picks, entry=entry, original=original):
+            w = original.copy().ravel()
+            w[picks] = values
+            entry.assign(w.reshape(entry.shape))
+            return sim.predict({net.stim: x})[net.probe].ravel()
+
+        expected = fd_jacobian(f, original.ravel()[picks])
+        entry.assign(original)
+        full = sim.jacobian(net.probe, obj, x).reshape(5 * 2, entry.size)
+        assert max_rel_error(full[:, picks], expected) < 1e-5, entry.name
+
+
+def test_spiking_jacobian_is_rate_mode_jacobian(make_sim):
+    # LIF is differentiated as LIFRate: same seed, same parameters, same Jacobian.
+    spiking = make_sim(two_layer_net(nengo.LIF(), n_neurons=20))
+    rate = make_sim(two_layer_net(nengo.LIFRate(), n_neurons=20))
+    x = random_inputs(1, 6, 2)
+    j_spiking = spiking.jacobian(spiking.model.toplevel.probe, "stim", x)
+    j_rate = rate.jacobian(rate.model.toplevel.probe, "stim", x)
+    assert max_rel_error(j_spiking, j_rate) < 1e-6
+
+
+def test_node_transform_closed_form(make_sim):
+    # Node -> Node with transform W and synapse=None: dy(t)/dx(s) = W if s == t else 0
+    w = np.array([[1.0, -2.0, 0.5], [0.25, 3.0, -1.0]])
+    with nengo.Network() as net:
+        stim = nengo.Node(np.zeros(3))
+        out = nengo.Node(size_in=2)
+        nengo.Connection(stim, out, transform=w, synapse=None)
+        probe = nengo.Probe(out, synapse=None)
+    sim = make_sim(net, minibatch_size=2)
+    for method in ("reverse", "loop"):
+        jac = sim.jacobian(probe, stim, random_inputs(2, 4, 3), method=method)
+        expected = np.einsum("ts,ij->tisj", np.eye(4), w)
+        np.testing.assert_allclose(jac, np.broadcast_to(expected, jac.shape), atol=1e-6)
+        # and w.r.t. the weights: dy_i(t)/dW[j, k] = [i == j] x_k(t)
+        x = random_inputs(2, 4, 3, seed=5)
+        jw = sim.jacobian(probe, net.all_connections[0], x, method=method)
+        expected_w = np.einsum("ij,btk->btijk", np.eye(2), x)
+        np.testing.assert_allclose(jw, expected_w, rtol=1e-6, atol=1e-6)
+
+
+def test_lowpass_chain_gives_impulse_response(make_sim):
+    # a linear chain: the Jacobian is a Toeplitz matrix of the impulse response,
+    # which core Nengo computes independently of TensorFlow
+    taus = (0.005, 0.02)
+    n_steps = 12
+
+    def chain(stim_output):
+        with nengo.Network() as net:
+            stim = nengo.Node(stim_output)
+            mid = nengo.Node(size_in=1)
+            end = nengo.Node(size_in=1)
+            nengo.Connection(stim, mid, synapse=nengo.Lowpass(taus[0]))
+            nengo.Connection(mid, end, synapse=nengo.Lowpass(taus[1]))
+            probe = nengo.Probe(end, synapse=None)
+        return net, stim, probe
+
+    impulse = np.zeros(n_steps)
+    impulse[0] = 1.0
+    net, _, probe = chain(nengo.processes.PresentInput(impulse[:, None], 0.001))
+    with nengo.Simulator(net, progress_bar=False) as core:
+        core.run_steps(n_steps)
+    h = core.data[probe][:, 0]
+    assert np.max(np.abs(h)) > 0
+
+    net, stim, probe = chain(np.zeros(1))
+    jac = make_sim(net).jacobian(probe, stim, n_steps=n_steps)[0, :, 0, :, 0]
+    expected = np.array(
+        [[h[t - s] if t >= s else 0.0 for s in range(n_steps)] for t in range(n_steps)]
+    )
+    np.testing.assert_allclose(jac, expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("method", ["reverse", "loop"])
+def test_causality(make_sim, method):
+    net = two_layer_net(nengo.LIF(), n_neurons=20)
+    sim = make_sim(net)
+    jac = sim.jacobian(net.probe, net.stim, random_inputs(1, 8, 2), method=method)
+    t_out, t_in = np.meshgrid(np.arange(8), np.arange(8), indexing="ij")
+    future = jac[0].transpose(0, 2, 1, 3)[t_in > t_out]
+    assert np.all(future == 0)
+    # two synapses (0.005, probe 0.01) delay the response by two steps
+    assert np.any(jac[0, 2:, :, 0, :] != 0)
+
+
+def test_chunked_equals_unchunked(make_sim):
+    net = two_layer_net(nengo.RectifiedLinear(), n_neurons=20)
+    sim = make_sim(net, minibatch_size=2)
+    x = random_inputs(2, 5, 2)
+    whole = sim.jacobian(net.probe, [net.stim, net.c_ab], x)
+    assert sim.jacobian_info["passes"] == 1
+    chunked = sim.jacobian(net.probe, [net.stim, net.c_ab], x, chunk_size=7)
+    assert sim.jacobian_info["passes"] == 3  # 2 items x 10 rows in lanes of 7
+    for key in whole:
+        assert max_rel_error(chunked[key], whole[key]) < 1e-6
+
+
+def test_result_structure(make_sim):
+    net = two_layer_net(nengo.RectifiedLinear(), n_neurons=10)
+    with net:
+        p_a = nengo.Probe(net.a, synapse=None)
+        nengo_dl.configure_settings(keep_history=True)
+        last = nengo.Probe(net.b.neurons, synapse=None)
+        net.config[last].keep_history = False
+    sim = make_sim(net)
+    x = random_inputs(1, 4, 2)
+
+    single = sim.jacobian(net.probe, net.c_ab, x)
+    assert single.shape == (1, 4, 2, 2, 10)
+    by_wrt = sim.jacobian(net.probe, [net.stim, (net.a, "encoders")], x)
+    assert set(by_wrt) == {net.stim, (net.a, "encoders")}
+    assert by_wrt[(net.a, "encoders")].shape == (1, 4, 2, 10, 2)
+    by_probe = sim.jacobian([net.probe, p_a, last], net.stim, x)
+    assert by_probe[last].shape == (1, 1, 10, 4, 2)
+    nested = sim.jacobian([net.probe, p_a], [net.stim, net.b.neurons], x)
+    assert nested[p_a][net.b.neurons].shape == (1, 4, 2, 10)
+    assert np.all(nested[p_a][net.b.neurons] == 0)  # a does not depend on b
+    np.testing.assert_allclose(nested[net.probe][net.stim], by_probe[net.probe])
+
+
+def test_jacobian_reads_live_weights(make_sim):
+    w = np.array([[2.0]])
+    with nengo.Network() as net:
+        stim = nengo.Node([0.0])
+        out = nengo.Node(size_in=1)
+        conn = nengo.Connection(stim, out, transform=w, synapse=None)
+        probe = nengo.Probe(out, synapse=None)
+    sim = make_sim(net)
+    assert sim.jacobian(probe, stim, n_steps=2)[0, 1, 0, 1, 0] == pytest.approx(2.0)
+    sim.weights[conn].assign([[-3.0]])
+    for method in ("reverse", "loop"):
+        jac = sim.jacobian(probe, stim, n_steps=2, method=method)
+        assert jac[0, 1, 0, 1, 0] == pytest.approx(-3.0)
+
+
+@pytest.mark.parametrize("method", ["reverse", "loop"])
+@pytest.mark.parametrize("with_learning_rule", [False, True])
+def test_jacobian_leaves_simulator_unchanged(make_sim, method, with_learning_rule):
+    net = two_layer_net(nengo.LIF(), n_neurons=20)
+    if with_learning_rule:
+        with net:
+            # PES changes its weights on every run of the simulation
+            err = nengo.Node(size_in=2)
+            learned = nengo.Connection(net.a, err, learning_rule_type=nengo.PES())
+            nengo.Connection(err, learned.learning_rule)
+            nengo.Connection(net.stim, err, transform=-1)
+    sim = make_sim(net, minibatch_size=2)
+    sim.run_steps(5)  # leave some state behind
+    probe_data = np.array(sim.data[net.probe])
+    x = random_inputs(2, 6, 2)
+    predicted = sim.predict(x)[net.probe]
+    variables = [
+        *sim.tensor_graph.base_params.values(),
+        *sim.tensor_graph.saved_state.values(),
+    ]
+    before = [v.numpy() for v in variables]
+
+    sim.jacobian(net.probe, [net.stim, net.c_ab, net.a], x, method=method)
+
+    for v, value in zip(variables, before):
+        np.testing.assert_array_equal(v.numpy(), value, err_msg=v.name)
+    np.testing.assert_array_equal(sim.data[net.probe], probe_data)
+    assert sim.n_steps == 5
+    if not with_learning_rule:  # with PES, every predict differs from the last
+        np.testing.assert_array_equal(sim.predict(x)[net.probe], predicted)
+
+
+def test_starts_from_saved_state(make_sim):
+    net = two_layer_net(nengo.RectifiedLinear(), n_neurons=20)
+    sim = make_sim(net)
+    x = random_inputs(1, 5, 2)
+    fresh = sim.jacobian(net.probe, net.stim, x)
+    sim.run_steps(10, data={net.stim: random_inputs(1, 10, 2, seed=9)})
+    advanced = sim.jacobian(net.probe, net.stim, x)
+    reference = sim.jacobian(net.probe, net.stim, x, method="loop")
+    assert max_rel_error(advanced, reference) < 1e-5
+    assert max_rel_error(advanced, fresh) > 1e-3  # the state mattered
