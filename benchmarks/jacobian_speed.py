@@ -1,4 +1,4 @@
-"""Jacobian speed: nengo_jacobian's engines against the reference loop and tape.jacobian.
+"""Jacobian speed: our engines against the reference loop and TF's tape.jacobian.
 
 Network: 4-d input Node -> 200 LIF -> 200 LIF -> 4-d decoded probe, 20 steps,
 minibatch 1. Requests: ∂probe/∂input (shape (1, 20, 4, 20, 4)) and ∂probe/∂(all
@@ -81,10 +81,10 @@ def main() -> None:
         variables = list({id(e.variable): e.variable for e in weights}.values())
         cases = {"d out/d input": stim, "d out/d weights": weights}
         for case, wrt in cases.items():
-            ours = timed(lambda: sim.jacobian(out, wrt, x), args.repeats)
+            ours = timed(lambda wrt=wrt: sim.jacobian(out, wrt, x), args.repeats)
             info = dict(sim.jacobian_info)
             loop = timed(
-                lambda: sim.jacobian(out, wrt, x, method="loop"),
+                lambda wrt=wrt: sim.jacobian(out, wrt, x, method="loop"),
                 max(1, args.repeats // 2),
             )
             if args.skip_tape:
@@ -92,7 +92,7 @@ def main() -> None:
             else:
                 sources = tf.constant(x) if wrt is stim else variables
                 tape = timed(
-                    lambda: tape_jacobian(sim, tf.constant(x), args.steps, sources),
+                    lambda s=sources: tape_jacobian(sim, tf.constant(x), args.steps, s),
                     args.tape_repeats,
                 )
             rows.append((case, ours, loop, tape, info))
@@ -104,7 +104,7 @@ def main() -> None:
         f"tape of {args.tape_repeats})"
     )
     header = (
-        f"{'request':<18}{'method':<26}{'first call':>12}{'warm':>10}"
+        f"{'request':<18}{'method':<40}{'first call':>12}{'warm':>10}"
         f"{'warm / ours':>13}{'first / ours':>14}"
     )
     print(header)
@@ -117,7 +117,7 @@ def main() -> None:
             ("tf tape.jacobian (eager)", tape),
         ):
             print(
-                f"{case:<18}{method:<26}{first:>12.3f}{warm:>10.4f}"
+                f"{case:<18}{method:<40}{first:>12.3f}{warm:>10.4f}"
                 f"{warm / ours[1]:>12.1f}x{first / ours[0]:>13.1f}x"
             )
     print(

@@ -8,9 +8,9 @@ from nengo_jacobian.exceptions import (
     DataError,
     InferenceModeError,
     JacobianError,
-    NoWeightsError,
     NonFiniteJacobianError,
     NotDifferentiableError,
+    NoWeightsError,
     UnknownObjectError,
     WeightFileError,
 )

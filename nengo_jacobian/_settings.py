@@ -1,4 +1,4 @@
-"""Build-time NengoDL settings that the adapter forces without touching the user's config."""
+"""NengoDL settings forced during a build, leaving the user's config as it was."""
 
 from __future__ import annotations
 

@@ -47,8 +47,9 @@ def choose_engine(method, request: Request, chunk_size=None) -> Engine:
     return ReferenceLoop()
 
 
-def compute_jacobian(sim, of, wrt, data=None, n_steps=None, method="auto",
-                     chunk_size=None):
+def compute_jacobian(
+    sim, of, wrt, data=None, n_steps=None, method="auto", chunk_size=None
+):
     """Jacobian of probe outputs w.r.t. input Nodes and weights.
 
     See `nengo_jacobian.Simulator.jacobian`, which is the public entry point.
@@ -59,9 +60,7 @@ def compute_jacobian(sim, of, wrt, data=None, n_steps=None, method="auto",
     check_differentiable(sim, probes, targets)
     inputs, n_items, n_steps = prepare_inputs(sim, data, n_steps)
     probe_steps = [
-        n_steps
-        if dl_config.get_setting(sim.model, "keep_history", True, obj=p)
-        else 1
+        n_steps if dl_config.get_setting(sim.model, "keep_history", True, obj=p) else 1
         for p in probes
     ]
     request = Request(sim, probes, targets, inputs, n_items, n_steps, probe_steps)

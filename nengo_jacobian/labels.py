@@ -1,4 +1,4 @@
-"""Which weight is which: Nengo object and attribute ⇄ rows of NengoDL's merged variables.
+"""Which weight is which: Nengo object and attribute ⇄ rows of merged variables.
 
 NengoDL merges the parameters of many objects into a few ``tf.Variable`` s whose names
 are not unique and whose row order can differ between processes. Everything here is
@@ -269,11 +269,21 @@ class WeightTable:
         sig_dict = self._sim.model.sig.get(obj, {})
         signal = sig_dict.get(SIGNAL_KEYS[attr])
         if signal is None:
+            if isinstance(obj, nengo.Connection):
+                return (
+                    "a connection from a Node or Neurons with the default "
+                    "transform=None passes values through unweighted. Give it an "
+                    f"explicit transform (e.g. transform=np.eye({obj.size_out}) or "
+                    "nengo.Dense(...)) to create trainable weights, or take the "
+                    "Jacobian w.r.t. the signal it carries"
+                )
             return "it has no weight signal in the built model"
         if isinstance(obj, nengo.Ensemble) and isinstance(
             obj.neuron_type, nengo.Direct
         ):
-            return "it is a Direct-mode ensemble, which NengoDL runs as a Python function"
+            return (
+                "it is a Direct-mode ensemble, which NengoDL runs as a Python function"
+            )
         if getattr(signal, "minibatched", False):
             return (
                 "it is modified online by a learning rule, so NengoDL keeps it as "
@@ -312,8 +322,9 @@ class WeightTable:
         if (obj, attr) in self._entries:
             return self._entries[(obj, attr)]
         if (obj, attr) in self._excluded:
+            kind = type(obj).__name__
             raise NoWeightsError(
-                f"{object_name(obj, self.paths)} has no labelled {attr!r} weight: "
+                f"{kind} {object_name(obj, self.paths)} has no {attr}: "
                 f"{self._excluded[(obj, attr)]}."
             )
         self._raise_missing(obj, attr)
@@ -324,14 +335,6 @@ class WeightTable:
             raise UnknownObjectError(
                 f"{name} is not part of this simulator's network; weights exist "
                 f"for: {self._listing()}"
-            )
-        if isinstance(obj, nengo.Connection):
-            raise NoWeightsError(
-                f"Connection {name} has no weights: a connection from a Node or "
-                f"Neurons with the default transform=None passes values through "
-                f"unweighted. Give it an explicit transform (e.g. "
-                f"transform=np.eye({obj.size_out}) or nengo.Dense(...)) to create "
-                f"trainable weights, or take the Jacobian w.r.t. the signal it carries."
             )
         valid = {
             nengo.Ensemble: "'scaled_encoders'",
@@ -390,8 +393,11 @@ class WeightTable:
 
     def __repr__(self) -> str:
         lines = [f"WeightTable with {len(self)} weights:"]
-        lines += [f"  {e.name:<40} {str(e.shape):<12} {e.variable.name}"
-                  f"[{e.row_slice or e.rows.tolist()}]" for e in self]
+        lines += [
+            f"  {e.name:<40} {str(e.shape):<12} {e.variable.name}"
+            f"[{e.row_slice or e.rows.tolist()}]"
+            for e in self
+        ]
         return "\n".join(lines)
 
     # ---- save / load by object --------------------------------------------------

@@ -15,7 +15,8 @@ Two additions make weight Jacobians possible without per-lane copies of the weig
 - *taps*: extra read-only probes on the signal the weight multiplies, e.g. the
   presynaptic activities.
 
-A weight's Jacobian is then the contraction of the two (see `nengo_jacobian.weight_rules`).
+A weight's Jacobian is then the contraction of the two (see
+`nengo_jacobian.weight_rules`).
 
 The lane graph owns no parameter values: every time it is called it reads the user's
 simulator variables (weights and saved state), so it always sees the live weights, a
@@ -30,7 +31,6 @@ import contextlib
 import copy
 from collections.abc import Sequence
 
-import nengo
 import numpy as np
 import tensorflow as tf
 from nengo.builder.operator import Operator
@@ -180,8 +180,9 @@ class LaneGraph(TensorGraph):
 
         # One step per loop iteration, so that the loop counter is the step index
         # that Perturb reads (unrolling changes speed, never results).
-        with forced_setting(model.toplevel, "simplifications", []), forced_setting(
-            model.toplevel, "use_loop", True
+        with (
+            forced_setting(model.toplevel, "simplifications", []),
+            forced_setting(model.toplevel, "use_loop", True),
         ):
             super().__init__(
                 model,
@@ -212,7 +213,7 @@ class LaneGraph(TensorGraph):
         for sig, tsig in self.signals.sig_map.items():
             if sig.is_view:
                 continue
-            (start, stop), = tsig.slices
+            ((start, stop),) = tsig.slices
             user_tsig = user_signals.get(sig)
             if user_tsig is not None and user_tsig.key in user_vars:
                 rows = np.concatenate([np.arange(a, b) for a, b in user_tsig.slices])
@@ -251,12 +252,8 @@ class LaneGraph(TensorGraph):
         """Temporarily replace our own variables by the user's live values."""
         saved_state, base_params = self.saved_state, self.base_params
         with compat.trackable.no_automatic_dependency_tracking_scope(self):
-            self.saved_state = {
-                k: self._assemble(k, v) for k, v in saved_state.items()
-            }
-            self.base_params = {
-                k: self._assemble(k, v) for k, v in base_params.items()
-            }
+            self.saved_state = {k: self._assemble(k, v) for k, v in saved_state.items()}
+            self.base_params = {k: self._assemble(k, v) for k, v in base_params.items()}
         try:
             yield
         finally:
@@ -287,9 +284,7 @@ class LaneGraph(TensorGraph):
         return self._perturbation_steps[index].read(self._step)
 
     def _build_loop(self, progress):
-        self._perturbation_steps = [
-            _time_major(p) for p in self._perturbations
-        ]
+        self._perturbation_steps = [_time_major(p) for p in self._perturbations]
         with self._live_values(), self._step_inputs():
             return super()._build_loop(progress)
 

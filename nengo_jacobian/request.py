@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 import nengo
 import numpy as np
-from nengo.ensemble import Neurons
 from nengo_dl import config as dl_config
 from nengo_dl.neuron_builders import SimNeuronsBuilder
 from nengo_dl.process_builders import SimProcessBuilder
@@ -125,9 +124,7 @@ def resolve_probes(sim, of) -> tuple[list, bool]:
         if isinstance(p, str) and p in known:
             p = known[p]
         if not isinstance(p, nengo.Probe) or p not in sim.model.probes:
-            what = (
-                f"Probe {object_name(p)}" if isinstance(p, nengo.Probe) else repr(p)
-            )
+            what = f"Probe {object_name(p)}" if isinstance(p, nengo.Probe) else repr(p)
             raise UnknownObjectError(
                 f"{what} is not a probe of this simulator's network; `of` takes "
                 f"probes of the network the Simulator was built from: "
@@ -149,8 +146,13 @@ def resolve_targets(sim, wrt) -> tuple[list[Target], bool]:
             node = inputs[item]
             targets.append(Target(item, node=node, name=object_name(node)))
         elif isinstance(item, nengo.Node):
-            targets.append(Target(item, node=_check_input_node(sim, item, inputs),
-                                  name=object_name(item)))
+            targets.append(
+                Target(
+                    item,
+                    node=_check_input_node(sim, item, inputs),
+                    name=object_name(item),
+                )
+            )
         elif isinstance(item, nengo.Probe):
             raise JacobianError(
                 f"Probe {object_name(item)} was given as `wrt`; probes are outputs "
@@ -210,8 +212,9 @@ def prepare_inputs(sim, data, n_steps) -> tuple[list[np.ndarray], int, int]:
     for key, value in data.items():
         node = names.get(key) if isinstance(key, str) else key
         if node not in nodes:
+            what = repr(key) if isinstance(key, str) else object_name(key)
             raise UnknownObjectError(
-                f"`data` has an entry for {object_name(key) if not isinstance(key, str) else repr(key)}, "
+                f"`data` has an entry for {what}, "
                 f"which is not an input Node of this network; input Nodes: "
                 f"{sorted(names) or '(none)'}"
             )
@@ -273,8 +276,8 @@ def check_rate_mode(sim) -> None:
             "inference_only=True), which builds no training-mode (rate) graph, so "
             "NengoDL cannot differentiate it"
             + (
-                f" (spiking ensembles such as {object_name(spiking[0])} would give "
-                f"zero gradients)"
+                f" (spiking ensembles such as Ensemble {object_name(spiking[0])} "
+                f"would give zero gradients)"
                 if spiking
                 else ""
             )
@@ -330,7 +333,7 @@ def _graph(network):
         forward[_vertex(conn.pre)].add(conn)
         post = _vertex(conn.post)
         forward[conn].add(post)
-        if isinstance(post, nengo.learning_rules.LearningRule):
+        if isinstance(post, nengo.connection.LearningRule):
             forward[post].add(post.connection)
     return forward
 

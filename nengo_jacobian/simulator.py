@@ -48,8 +48,9 @@ class Simulator(nengo_dl.Simulator):
     >>> import nengo_jacobian
     >>> with nengo.Network(seed=0) as net:
     ...     stim = nengo.Node(np.zeros(2), label="stim")
-    ...     ens = nengo.Ensemble(20, 2, neuron_type=nengo.RectifiedLinear(), label="ens")
-    ...     nengo.Connection(stim, ens, synapse=None)
+    ...     relu = nengo.RectifiedLinear()
+    ...     ens = nengo.Ensemble(20, 2, neuron_type=relu, label="ens")
+    ...     conn = nengo.Connection(stim, ens, synapse=None)
     ...     out = nengo.Probe(ens, synapse=None)
     >>> with nengo_jacobian.Simulator(net, progress_bar=False) as sim:
     ...     J = sim.jacobian(out, stim, n_steps=5)
@@ -61,7 +62,9 @@ class Simulator(nengo_dl.Simulator):
     """
 
     def __init__(self, network, *args, **kwargs):
-        self.closed = None  # as nengo_dl does first, so __del__ works if the build fails
+        self.closed = (
+            None  # as nengo_dl does first, so __del__ works if the build fails
+        )
         # Lane graphs and traced functions, keyed by request signature.
         self._jacobian_cache = {}
         model = kwargs.get("model")

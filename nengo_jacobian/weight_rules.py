@@ -1,4 +1,4 @@
-"""How a weight enters the simulation, and so how to get its Jacobian per minibatch item.
+"""How a weight enters the simulation, and so how to get its per-item Jacobian.
 
 Weights are shared by all minibatch items, so a gradient w.r.t. the weight variable sums
 over items and lanes. But every weight enters the network linearly through one kind of
@@ -8,8 +8,8 @@ gradient w.r.t. a zero perturbation added to ``y``, which is per lane) and the r
 
     ∂out/∂W[j, k] = Σ_t g_j(t) · x_k(t)
 
-with no per-lane copy of ``W``. `WeightRule` holds, for one operator that reads a weight,
-the signal to perturb, the signal to tap and the contraction.
+with no per-lane copy of ``W``. `WeightRule` holds, for one operator that reads a
+weight, the signal to perturb, the signal to tap and the contraction.
 """
 
 from __future__ import annotations
@@ -92,9 +92,7 @@ class WeightRule:
         size = int(np.prod(self.weight_shape, dtype=np.int64))
         if self.src_index is not None:
             summed = tf.transpose(
-                tf.math.unsorted_segment_sum(
-                    tf.transpose(summed), self.src_index, size
-                )
+                tf.math.unsorted_segment_sum(tf.transpose(summed), self.src_index, size)
             )
         return tf.reshape(summed, (-1, *self.weight_shape))
 
@@ -132,8 +130,7 @@ def rules_for(entry, operators: Sequence) -> list[WeightRule]:
         if isinstance(op, DotInc) and op.A is weight:
             if op.X.ndim != 1 or op.Y.ndim != 1:
                 raise NotImplementedError(
-                    f"{entry.name}: DotInc with {op.X.ndim}-d input; use "
-                    f"method='loop'."
+                    f"{entry.name}: DotInc with {op.X.ndim}-d input; use method='loop'."
                 )
             rules.append(WeightRule("dot", op.Y, op.X, entry.shape))
         elif isinstance(op, ElementwiseInc) and op.A is weight:

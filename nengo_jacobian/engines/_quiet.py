@@ -13,8 +13,10 @@ _OURS = ("_program.<locals>.program", "_row_gradient.<locals>.row_gradient")
 class _RetracingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        return not ("triggered tf.function retracing" in message
-                    and any(name in message for name in _OURS))
+        return not (
+            "triggered tf.function retracing" in message
+            and any(name in message for name in _OURS)
+        )
 
 
 def install() -> None:

@@ -36,7 +36,7 @@ class Engine(abc.ABC):
 
 
 def split_rows(request: Request, array: np.ndarray) -> list[np.ndarray]:
-    """Split ``(n_items, n_rows, ...)`` into one ``(n_items, steps, dims, ...)`` per probe."""
+    """Split ``(n_items, n_rows, ...)`` into ``(n_items, steps, dims, ...)`` parts."""
     out, start = [], 0
     for steps, dims in zip(request.probe_steps, request.probe_sizes):
         stop = start + steps * dims

@@ -27,6 +27,7 @@ class ReferenceLoop(Engine):
     name = "loop"
 
     def compute(self, request: Request) -> dict:
+        """Compute ``request`` row by row; see `Engine.compute`."""
         sim = request.sim
         batch = sim.minibatch_size
         n_rows = request.n_rows
@@ -69,8 +70,9 @@ class ReferenceLoop(Engine):
                             g = var_grads[variables.index(t.entry.variable)].numpy()
                             b = int(np.flatnonzero(mask)[0])
                             results[t][start + b, row] = t.entry.take(g)
-        sim.jacobian_info.update(lanes=1, passes=(request.n_items // batch)
-                                 * len(item_masks) * n_rows)
+        sim.jacobian_info.update(
+            lanes=1, passes=(request.n_items // batch) * len(item_masks) * n_rows
+        )
         return results
 
 
@@ -93,10 +95,7 @@ def _row_gradient(sim, request, variables):
             tape.watch(inputs)
             outputs = sim.keras_model(list(inputs) + [steps], training=True)
             flat = tf.concat(
-                [
-                    tf.reshape(outputs[i], (sim.minibatch_size, -1))
-                    for i in probe_index
-                ],
+                [tf.reshape(outputs[i], (sim.minibatch_size, -1)) for i in probe_index],
                 axis=1,
             )
             objective = tf.reduce_sum(tf.gather(flat, row, axis=1) * item_mask)

@@ -50,6 +50,7 @@ class VectorizedReverse(Engine):
         return f"VectorizedReverse(chunk_size={self.chunk_size})"
 
     def supports(self, request: Request) -> bool:
+        """Whether every requested weight enters through an operator with a rule."""
         try:
             for target in request.targets:
                 if not target.is_input:
@@ -59,6 +60,7 @@ class VectorizedReverse(Engine):
         return True
 
     def compute(self, request: Request) -> dict:
+        """Compute ``request`` in chunks of lanes; see `Engine.compute`."""
         sim = request.sim
         rules = {
             t: rules_for(t.entry, sim.model.operators)
@@ -86,7 +88,9 @@ class VectorizedReverse(Engine):
             n_valid = len(lanes)
             lanes = np.pad(lanes, (0, n_lanes - n_valid), constant_values=-1)
             items = np.where(lanes >= 0, lanes // n_rows, 0).astype(np.int32)
-            rows = np.where(lanes >= 0, lanes % n_rows, -1).astype(np.int32)  # -1: no seed
+            rows = np.where(lanes >= 0, lanes % n_rows, -1).astype(
+                np.int32
+            )  # -1: no seed
             state_rows = (items % sim.minibatch_size).astype(np.int32)
             outputs = program(inputs, items, state_rows, rows)
             for t, value in zip(request.targets, outputs):
@@ -153,9 +157,7 @@ def _program(sim, request, n_lanes, perturbed, tapped, rules):
     @tf.function(autograph=False)
     def program(inputs, items, state_rows, rows):
         x_lanes = [tf.gather(x, items) for x in inputs]
-        perturbations = [
-            tf.zeros((n_lanes, n_steps, s.size), dtype) for s in perturbed
-        ]
+        perturbations = [tf.zeros((n_lanes, n_steps, s.size), dtype) for s in perturbed]
         with tf.GradientTape() as tape:
             tape.watch(x_lanes + perturbations)
             probes, taps = lanes.run(x_lanes, perturbations, n_steps, state_rows)

@@ -1,0 +1,44 @@
+# Two commands on a fresh machine with only Python 3.11:
+#   make demo   # the main job on the built-in network; writes jacobian-report/
+#   make test   # ruff, then the whole test suite (doctests and examples included)
+# Both create the virtual environment .venv on first use.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+CONSTRAINTS := requirements/constraints.txt
+
+.PHONY: demo test lint bench env clean
+
+env: $(STAMP)
+
+# tensorflow-cpu goes in first and nengo-dl without dependencies: nengo-dl's wheel
+# asks for the full `tensorflow`, which would pull a second, newer TensorFlow.
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required (found %s); set PYTHON=/path/to/python3.11" % sys.version.split()[0]'
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -c $(CONSTRAINTS) tensorflow-cpu keras numpy
+	$(PIP) install -q -c $(CONSTRAINTS) nengo jinja2 packaging progressbar2 \
+		"matplotlib>=3.5" "pytest>=7" "ruff>=0.5"
+	$(PIP) install -q --no-deps -c $(CONSTRAINTS) nengo-dl
+	$(PIP) install -q --no-deps -e .
+	$(BIN)/python -c 'import nengo_jacobian, tensorflow as tf; print("nengo_jacobian", nengo_jacobian.__version__, "on TensorFlow", tf.__version__)'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/nengo-jacobian demo
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/jacobian_speed.py
+
+clean:
+	rm -rf $(VENV) jacobian-report
