@@ -203,6 +203,14 @@ class LaneGraph(TensorGraph):
         self._perturbation_steps = []
         self._step = None
         self._layout = self._plan_layout()
+        # Keras layers inside TensorNodes are shared with the user's graph. Listing
+        # them as already ours stops TensorGraph.build from rebuilding them, which
+        # would replace the user's layer weights with new variables.
+        compat.sub_layers(self).extend(
+            layer
+            for layer in compat.sub_layers(source)
+            if isinstance(layer, tf.keras.layers.Layer)
+        )
         self.build(None)
 
     def _plan_layout(self) -> dict:

@@ -7,6 +7,7 @@ that names the Nengo object, the rule and the way out.
 from __future__ import annotations
 
 import collections
+import copy
 from dataclasses import dataclass, field
 
 import nengo
@@ -255,11 +256,35 @@ def prepare_inputs(sim, data, n_steps) -> tuple[list[np.ndarray], int, int]:
             f"{sim.minibatch_size} items (each group of {sim.minibatch_size} starts "
             f"from the simulator's saved state, as in sim.predict)."
         )
-    generated = sim._generate_inputs(
-        {sim.get_name(n): v for n, v in given.items()}, n_steps=int(n_steps)
-    )
+    # Process-driven input Nodes keep their random state in step functions that
+    # generating inputs advances; generate from a copy so that the simulator's next
+    # predict or run sees the same inputs as it would have without this request.
+    saved_cells = _snapshot_closures(sim.tensor_graph.input_funcs)
+    try:
+        generated = sim._generate_inputs(
+            {sim.get_name(n): v for n, v in given.items()}, n_steps=int(n_steps)
+        )
+    finally:
+        for cell, value in saved_cells:
+            cell.cell_contents = value
     inputs = [np.asarray(generated[sim.get_name(n)], dtype=dtype) for n in nodes]
     return inputs, int(n_items), int(n_steps)
+
+
+def _snapshot_closures(input_funcs: dict) -> list:
+    """Copies of the closure variables of input step functions, to restore later.
+
+    A Process's step function keeps its random generator and state in its closure.
+    """
+    saved = []
+    for funcs in input_funcs.values():
+        for func in funcs if isinstance(funcs, list) else ():
+            for cell in getattr(func, "__closure__", None) or ():
+                try:
+                    saved.append((cell, copy.deepcopy(cell.cell_contents)))
+                except Exception:  # noqa: BLE001 - an empty or uncopyable cell
+                    continue
+    return saved
 
 
 def check_rate_mode(sim) -> None:

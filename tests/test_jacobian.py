@@ -12,6 +12,7 @@ import nengo
 import nengo_dl
 import numpy as np
 import pytest
+import tensorflow as tf
 from conftest import max_rel_error, two_layer_net
 
 NEURON_TYPES = {
@@ -269,3 +270,51 @@ def test_starts_from_saved_state(make_sim):
     reference = sim.jacobian(net.probe, net.stim, x, method="loop")
     assert max_rel_error(advanced, reference) < 1e-5
     assert max_rel_error(advanced, fresh) > 1e-3  # the state mattered
+
+
+def test_process_inputs_are_not_advanced(make_sim):
+    with nengo.Network(seed=0) as net:
+        noise = nengo.Node(nengo.processes.WhiteNoise(), size_out=1, label="noise")
+        ens = nengo.Ensemble(10, 1, neuron_type=nengo.RectifiedLinear())
+        nengo.Connection(noise, ens, synapse=None)
+        probe = nengo.Probe(ens, synapse=None)
+    sim = make_sim(net)
+    reference = make_sim(net)
+    sim.jacobian(probe, ens, n_steps=4)
+    np.testing.assert_array_equal(
+        sim.predict(n_steps=4)[probe], reference.predict(n_steps=4)[probe]
+    )
+
+
+def test_tensor_node_with_keras_layer(make_sim):
+    with nengo.Network(seed=0) as net:
+        stim = nengo.Node(np.zeros(3), label="stim")
+        layer = nengo_dl.Layer(
+            tf.keras.layers.Dense(4, activation=tf.nn.tanh, name="dense")
+        )(stim)
+        ens = nengo.Ensemble(20, 4, neuron_type=nengo.RectifiedLinear())
+        nengo.Connection(layer, ens, synapse=None)
+        probe = nengo.Probe(ens, synapse=0.005)
+    sim = make_sim(net)
+    kernels = [w for w in sim.keras_model.weights if "dense" in w.name]
+    values = [k.numpy() for k in kernels]
+    x = random_inputs(1, 4, 3)
+    fast = sim.jacobian(probe, stim, x)
+    slow = sim.jacobian(probe, stim, x, method="loop")
+    assert max_rel_error(fast, slow) < 1e-5
+    # the user's layer still owns the same variables, with the same values
+    assert [w for w in sim.keras_model.weights if "dense" in w.name] == kernels
+    for k, v in zip(kernels, values):
+        np.testing.assert_array_equal(k.numpy(), v)
+
+
+@pytest.mark.parametrize("method", ["reverse", "loop"])
+def test_unrolled_simulator(make_sim, method):
+    net = two_layer_net(nengo.RectifiedLinear(), n_neurons=15)
+    x = random_inputs(1, 4, 2)
+    plain = make_sim(net).jacobian(net.probe, [net.stim, net.c_ab], x)
+    unrolled = make_sim(net, unroll_simulation=2).jacobian(
+        net.probe, [net.stim, net.c_ab], x, method=method
+    )
+    for key in plain:
+        assert max_rel_error(unrolled[key], plain[key]) < 1e-5
