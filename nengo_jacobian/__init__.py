@@ -15,11 +15,13 @@ from nengo_jacobian.exceptions import (
     WeightFileError,
 )
 from nengo_jacobian.labels import WeightEntry, WeightTable
+from nengo_jacobian.request import Hidden
 from nengo_jacobian.simulator import Simulator
 from nengo_jacobian.version import __version__
 
 __all__ = [
     "DataError",
+    "Hidden",
     "InferenceModeError",
     "JacobianError",
     "NoWeightsError",

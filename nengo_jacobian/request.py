@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import nengo
 import numpy as np
+from nengo.ensemble import Neurons
 from nengo_dl import config as dl_config
 from nengo_dl.neuron_builders import SimNeuronsBuilder
 from nengo_dl.process_builders import SimProcessBuilder
@@ -27,6 +28,82 @@ from nengo_jacobian.exceptions import (
 from nengo_jacobian.labels import WeightEntry, object_name
 
 
+class Hidden:
+    """A hidden signal to differentiate with respect to, as an additive input.
+
+    ``sim.jacobian(probe, Hidden(obj))`` is ∂probe/∂s(t) for a signal s inside the
+    network: the derivative of the outputs w.r.t. a perturbation added to s at each
+    step (where s is read after all operators that write it in that step). Its shape
+    is ``(n_steps, size)``, like an input Node's.
+
+    Parameters
+    ----------
+    obj : nengo.Ensemble, nengo.ensemble.Neurons, nengo.Connection or nengo.Node
+        Whose signal:
+
+        - Ensemble: the vector it represents (its input, before the encoders);
+        - ``ens.neurons``: the neuron activities (rates in rate mode);
+        - Connection: its output (weighted and filtered, before it enters ``post``);
+        - Node with ``size_in > 0``: its output.
+
+    Examples
+    --------
+    >>> import nengo, nengo_jacobian
+    >>> with nengo.Network(seed=0) as net:
+    ...     stim = nengo.Node([0.0])
+    ...     hidden = nengo.Ensemble(10, 1, neuron_type=nengo.RectifiedLinear())
+    ...     out = nengo.Node(size_in=1)
+    ...     _ = nengo.Connection(stim, hidden, synapse=None)
+    ...     _ = nengo.Connection(hidden, out, synapse=None)
+    ...     probe = nengo.Probe(out, synapse=None)
+    >>> with nengo_jacobian.Simulator(net, progress_bar=False) as sim:
+    ...     J = sim.jacobian(probe, nengo_jacobian.Hidden(hidden), n_steps=3)
+    >>> J.shape  # (minibatch, n_steps, probe dims, n_steps, hidden dims)
+    (1, 3, 1, 3, 1)
+    """
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Hidden) and other.obj is self.obj
+
+    def __hash__(self) -> int:
+        return hash((Hidden, id(self.obj)))
+
+    def __repr__(self) -> str:
+        return f"Hidden({object_name(self.obj)})"
+
+    def signal(self, sim):
+        """The build signal this refers to in ``sim``'s model."""
+        obj = self.obj
+        if isinstance(obj, nengo.Ensemble):
+            key, what = obj, "in"
+        elif isinstance(obj, Neurons):
+            key, what = obj, "out"
+        elif isinstance(obj, nengo.Connection):
+            key, what = obj, "weighted"
+        elif isinstance(obj, nengo.Node) and obj.size_in > 0:
+            key, what = obj, "out"
+        else:
+            raise JacobianError(
+                f"Hidden({object_name(obj)}): a hidden signal belongs to an Ensemble "
+                f"(its value), ens.neurons (activities), a Connection (its output) or "
+                f"a Node with size_in > 0; for an input Node use the Node itself."
+            )
+        signal = sim.model.sig.get(key, {}).get(what)
+        if signal is None or obj not in sim.weights.paths:
+            raise UnknownObjectError(
+                f"{object_name(obj)} is not part of this simulator's network."
+            )
+        if signal not in sim.tensor_graph.signals:
+            raise JacobianError(
+                f"Hidden({object_name(obj)}): NengoDL removed this signal from the "
+                f"graph because nothing reads it, so no output depends on it."
+            )
+        return signal
+
+
 @dataclass(frozen=True, eq=False)
 class Target:
     """One thing to differentiate with respect to.
@@ -39,19 +116,31 @@ class Target:
         The input Node, for an input target.
     entry : WeightEntry or None
         The labelled weight, for a weight target.
+    signal : nengo.builder.Signal or None
+        The perturbed signal, for a `Hidden` target.
     name : str
         Readable name.
+    obj : object
+        The Nengo object the path check starts from.
     """
 
     key: object
     node: nengo.Node | None = None
     entry: WeightEntry | None = None
+    signal: object = None
     name: str = ""
+    obj: object = None
 
     @property
     def is_input(self) -> bool:
-        """Whether this is an input Node (else a weight)."""
+        """Whether this is an input Node."""
         return self.node is not None
+
+    @property
+    def identity(self) -> tuple:
+        """Hashable identity for caches."""
+        thing = self.node if self.node is not None else self.entry or self.signal
+        return (type(thing).__name__, id(thing))
 
 
 @dataclass(eq=False)
@@ -95,6 +184,8 @@ class Request:
         """Shape of one row of the Jacobian w.r.t. ``target``."""
         if target.is_input:
             return (self.n_steps, target.node.size_out)
+        if target.signal is not None:
+            return (self.n_steps, target.signal.size)
         return target.entry.shape
 
 
@@ -145,14 +236,13 @@ def resolve_targets(sim, wrt) -> tuple[list[Target], bool]:
     for item in items:
         if isinstance(item, str) and item in inputs:
             node = inputs[item]
-            targets.append(Target(item, node=node, name=object_name(node)))
+            targets.append(Target(item, node=node, name=object_name(node), obj=node))
         elif isinstance(item, nengo.Node):
+            node = _check_input_node(sim, item, inputs)
+            targets.append(Target(item, node=node, name=object_name(item), obj=node))
+        elif isinstance(item, Hidden):
             targets.append(
-                Target(
-                    item,
-                    node=_check_input_node(sim, item, inputs),
-                    name=object_name(item),
-                )
+                Target(item, signal=item.signal(sim), name=repr(item), obj=item.obj)
             )
         elif isinstance(item, nengo.Probe):
             raise JacobianError(
@@ -161,7 +251,8 @@ def resolve_targets(sim, wrt) -> tuple[list[Target], bool]:
             )
         else:
             entry = sim.weights.resolve(item)
-            targets.append(Target(item, entry=entry, name=entry.name))
+            start = entry.obj.neurons if entry.attr == "scaled_encoders" else entry.obj
+            targets.append(Target(item, entry=entry, name=entry.name, obj=start))
     return targets, single
 
 
@@ -387,13 +478,7 @@ def check_differentiable(sim, probes, targets) -> None:
         for b in nexts:
             backward[b].add(a)
     for target in targets:
-        if target.is_input:
-            start = target.node
-        elif isinstance(target.entry.obj, nengo.Ensemble):
-            start = target.entry.obj.neurons
-        else:
-            start = target.entry.obj
-        downstream = _reach(forward, start)
+        downstream = _reach(forward, target.obj)
         for probe in probes:
             upstream = _reach(backward, _vertex(probe.target))
             on_path = [b for b in blockers if b in downstream and b in upstream]

@@ -15,6 +15,8 @@ import pytest
 import tensorflow as tf
 from conftest import max_rel_error, two_layer_net
 
+import nengo_jacobian
+
 NEURON_TYPES = {
     "LIF": nengo.LIF(),
     "RectifiedLinear": nengo.RectifiedLinear(),
@@ -318,3 +320,51 @@ def test_unrolled_simulator(make_sim, method):
     )
     for key in plain:
         assert max_rel_error(unrolled[key], plain[key]) < 1e-5
+
+
+def test_hidden_signals_closed_form(make_sim):
+    a_mat = np.array([[1.0, 2.0], [0.0, -1.0]])
+    b_mat = np.array([[0.5, -3.0], [2.0, 1.0], [1.0, 1.0]])
+    with nengo.Network() as net:
+        stim = nengo.Node(np.zeros(2))
+        relay = nengo.Node(size_in=2, label="relay")
+        out = nengo.Node(size_in=3)
+        first = nengo.Connection(stim, relay, transform=a_mat, synapse=None)
+        second = nengo.Connection(relay, out, transform=b_mat, synapse=None)
+        probe = nengo.Probe(out, synapse=None)
+    sim = make_sim(net)
+    x = random_inputs(1, 3, 2)
+    jac = sim.jacobian(
+        probe,
+        [
+            nengo_jacobian.Hidden(relay),
+            nengo_jacobian.Hidden(first),
+            nengo_jacobian.Hidden(second),
+        ],
+        x,
+    )
+    eye_t = np.eye(3)
+    expected = {
+        nengo_jacobian.Hidden(relay): np.einsum("ts,ij->tisj", eye_t, b_mat),
+        nengo_jacobian.Hidden(first): np.einsum("ts,ij->tisj", eye_t, b_mat),
+        nengo_jacobian.Hidden(second): np.einsum("ts,ij->tisj", eye_t, np.eye(3)),
+    }
+    for key, value in expected.items():
+        np.testing.assert_allclose(jac[key][0], value, atol=1e-6)
+
+
+@pytest.mark.parametrize("neuron_type", ["LIF", "Sigmoid"])
+def test_hidden_value_chain_rule(make_sim, neuron_type):
+    # stim enters a through transform 0.8 * I with synapse=None, so
+    # d out/d stim(s) = d out/d value_a(s) @ (0.8 I), exactly
+    net = two_layer_net(NEURON_TYPES[neuron_type], n_neurons=20)
+    sim = make_sim(net)
+    x = random_inputs(1, 6, 2)
+    both = sim.jacobian(net.probe, [net.stim, nengo_jacobian.Hidden(net.a)], x)
+    via_hidden = both[nengo_jacobian.Hidden(net.a)] @ (0.8 * np.eye(2))
+    assert max_rel_error(via_hidden, both[net.stim]) < 1e-5
+    # activities: d out/d a.neurons has one column per neuron
+    acts = sim.jacobian(net.probe, nengo_jacobian.Hidden(net.a.neurons), x)
+    assert acts.shape == (1, 6, 2, 6, 20)
+    with pytest.raises(NotImplementedError, match="Hidden targets"):
+        sim.jacobian(net.probe, nengo_jacobian.Hidden(net.a), x, method="loop")

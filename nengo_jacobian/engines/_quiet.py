@@ -7,7 +7,7 @@ warns about "retracing" after a few different requests although nothing is retra
 
 import logging
 
-_OURS = ("_program.<locals>.program", "_row_gradient.<locals>.row_gradient")
+_OURS = ("LanePlan.pullback", "_row_gradient.<locals>.row_gradient")
 
 
 class _RetracingFilter(logging.Filter):

@@ -26,12 +26,21 @@ class ReferenceLoop(Engine):
 
     name = "loop"
 
+    def supports(self, request: Request) -> bool:
+        """Whether no target is a hidden signal (the Keras model has no input there)."""
+        return all(t.signal is None for t in request.targets)
+
     def compute(self, request: Request) -> dict:
         """Compute ``request`` row by row; see `Engine.compute`."""
+        if not self.supports(request):
+            raise NotImplementedError(
+                "ReferenceLoop differentiates the user's own Keras model, which has no "
+                "input at hidden signals; use method='reverse' for Hidden targets."
+            )
         sim = request.sim
         batch = sim.minibatch_size
         n_rows = request.n_rows
-        weight_targets = [t for t in request.targets if not t.is_input]
+        weight_targets = [t for t in request.targets if t.entry is not None]
         variables = _unique_variables(t.entry.variable for t in weight_targets)
         grad_fn = _row_gradient(sim, request, variables)
         mutable = list(sim.tensor_graph.saved_state.values()) + list(

@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from nengo_jacobian.engines.base import Engine
-from nengo_jacobian.lanes import LaneGraph
+from nengo_jacobian.pullback import LanePlan
 from nengo_jacobian.request import Request
 from nengo_jacobian.weight_rules import rules_for
 
@@ -18,8 +18,8 @@ class VectorizedReverse(Engine):
 
     Each lane of a `~nengo_jacobian.lanes.LaneGraph` replays one minibatch item and
     pulls back one output row, so a single forward and backward pass of the lane graph
-    gives ``n_lanes`` rows of the Jacobian w.r.t. the input Nodes and, through
-    perturbation gradients and taps (`nengo_jacobian.weight_rules`), w.r.t. weights.
+    gives ``n_lanes`` rows of the Jacobian w.r.t. the input Nodes, hidden signals and,
+    through perturbation gradients and taps (`nengo_jacobian.weight_rules`), weights.
     The result is exact: every lane runs the same rate-mode graph as
     ``sim.keras_model(..., training=True)``.
 
@@ -53,7 +53,7 @@ class VectorizedReverse(Engine):
         """Whether every requested weight enters through an operator with a rule."""
         try:
             for target in request.targets:
-                if not target.is_input:
+                if target.entry is not None:
                     rules_for(target.entry, request.sim.model.operators)
         except NotImplementedError:
             return False
@@ -62,20 +62,12 @@ class VectorizedReverse(Engine):
     def compute(self, request: Request) -> dict:
         """Compute ``request`` in chunks of lanes; see `Engine.compute`."""
         sim = request.sim
-        rules = {
-            t: rules_for(t.entry, sim.model.operators)
-            for t in request.targets
-            if not t.is_input
-        }
-        perturbed = _unique(r.perturbed for rs in rules.values() for r in rs)
-        tapped = _unique(r.tapped for rs in rules.values() for r in rs if r.tapped)
-
         n_rows = request.n_rows
         total = request.n_items * n_rows
         cap = self.chunk_size or self.max_lanes
         n_chunks = math.ceil(total / cap)
         n_lanes = math.ceil(total / n_chunks)
-        program = _program(sim, request, n_lanes, perturbed, tapped, rules)
+        program = _program(sim, request, n_lanes)
 
         dtype = np.dtype(sim.tensor_graph.dtype)
         results = {
@@ -88,9 +80,8 @@ class VectorizedReverse(Engine):
             n_valid = len(lanes)
             lanes = np.pad(lanes, (0, n_lanes - n_valid), constant_values=-1)
             items = np.where(lanes >= 0, lanes // n_rows, 0).astype(np.int32)
-            rows = np.where(lanes >= 0, lanes % n_rows, -1).astype(
-                np.int32
-            )  # -1: no seed
+            # padding lanes get row -1, i.e. an all-zero seed
+            rows = np.where(lanes >= 0, lanes % n_rows, -1).astype(np.int32)
             state_rows = (items % sim.minibatch_size).astype(np.int32)
             outputs = program(inputs, items, state_rows, rows)
             for t, value in zip(request.targets, outputs):
@@ -102,92 +93,17 @@ class VectorizedReverse(Engine):
         }
 
 
-def _unique(signals):
-    seen = {}
-    for s in signals:
-        seen.setdefault(id(s), s)
-    return list(seen.values())
-
-
-def _program(sim, request, n_lanes, perturbed, tapped, rules):
+def _program(sim, request: Request, n_lanes: int):
     """The cached ``tf.function`` computing one chunk of lanes."""
-    cache = sim._jacobian_cache
-    graph_key = ("lanes", n_lanes, tuple(map(id, perturbed)), tuple(map(id, tapped)))
-    if graph_key not in cache:
-        cache[graph_key] = LaneGraph(sim, n_lanes, perturbed, tapped)
-    lanes = cache[graph_key]
-
-    probe_index = [sim.model.probes.index(p) for p in request.probes]
-    input_index = {n: i for i, n in enumerate(sim.tensor_graph.invariant_inputs)}
-    specs = []
-    for t in request.targets:
-        if t.is_input:
-            specs.append(("input", input_index[t.node]))
-        else:
-            specs.append(
-                (
-                    "weight",
-                    tuple(
-                        (
-                            perturbed.index(r.perturbed),
-                            None if r.tapped is None else tapped.index(r.tapped),
-                            r,
-                        )
-                        for r in rules[t]
-                    ),
-                )
-            )
     key = (
         "reverse",
-        graph_key,
-        tuple(probe_index),
-        tuple(
-            ("input", input_index[t.node]) if t.is_input else ("weight", id(t.entry))
-            for t in request.targets
-        ),
+        n_lanes,
+        tuple(sim.model.probes.index(p) for p in request.probes),
+        tuple(t.identity for t in request.targets),
         request.n_steps,
-        request.n_rows,
     )
-    if key in cache:
-        return cache[key]
-
-    n_steps, n_rows = request.n_steps, request.n_rows
-    dtype = lanes.dtype
-
-    @tf.function(autograph=False)
-    def program(inputs, items, state_rows, rows):
-        x_lanes = [tf.gather(x, items) for x in inputs]
-        perturbations = [tf.zeros((n_lanes, n_steps, s.size), dtype) for s in perturbed]
-        with tf.GradientTape() as tape:
-            tape.watch(x_lanes + perturbations)
-            probes, taps = lanes.run(x_lanes, perturbations, n_steps, state_rows)
-            flat = tf.concat(
-                [tf.reshape(probes[i], (n_lanes, -1)) for i in probe_index], axis=1
-            )
-            seeds = tf.one_hot(rows, n_rows, dtype=flat.dtype)
-            objective = tf.reduce_sum(flat * seeds)
-        grads = tape.gradient(
-            objective,
-            x_lanes + perturbations,
-            unconnected_gradients=tf.UnconnectedGradients.ZERO,
-        )
-        input_grads, perturbation_grads = grads[: len(x_lanes)], grads[len(x_lanes) :]
-        outputs = []
-        for kind, spec in specs:
-            if kind == "input":
-                outputs.append(input_grads[spec])
-            else:
-                outputs.append(
-                    tf.add_n(
-                        [
-                            rule.contract(
-                                perturbation_grads[p], None if x is None else taps[x]
-                            )
-                            for p, x, rule in spec
-                        ]
-                    )
-                )
-        return outputs
-
-    cache[key] = program
-    return program
+    cache = sim._jacobian_cache
+    if key not in cache:
+        plan = LanePlan(sim, request.probes, request.targets, request.n_steps, n_lanes)
+        cache[key] = tf.function(plan.pullback, autograph=False)
+    return cache[key]

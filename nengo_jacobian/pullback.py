@@ -1,0 +1,160 @@
+"""Vector-Jacobian products through a lane graph, as TensorFlow code.
+
+`LanePlan` is the TensorFlow core shared by the vectorized reverse engine (which seeds
+every lane with a one-hot output row and assembles numpy Jacobians) and by the training
+tools (which call it inside a user's loss, where the result stays differentiable w.r.t.
+the simulator's weights, so Jacobians can appear in losses).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import tensorflow as tf
+
+from nengo_jacobian.lanes import LaneGraph
+from nengo_jacobian.weight_rules import rules_for
+
+
+def _unique(signals):
+    seen = {}
+    for s in signals:
+        seen.setdefault(id(s), s)
+    return list(seen.values())
+
+
+def lane_graph(sim, n_lanes: int, perturbed=(), tapped=()) -> LaneGraph:
+    """The simulator's cached `LaneGraph` with these lanes, perturbations and taps."""
+    key = ("lanes", n_lanes, tuple(map(id, perturbed)), tuple(map(id, tapped)))
+    cache = sim._jacobian_cache
+    if key not in cache:
+        cache[key] = LaneGraph(sim, n_lanes, perturbed, tapped)
+    return cache[key]
+
+
+class LanePlan:
+    """How to pull cotangents on probes back to targets, ``n_lanes`` at a time.
+
+    Parameters
+    ----------
+    sim : nengo_jacobian.Simulator
+        The simulator.
+    probes : sequence of nengo.Probe
+        The outputs; their flattened ``(step, dim)`` rows are concatenated in order.
+    targets : sequence of nengo_jacobian.request.Target
+        Input Nodes, weights or hidden signals.
+    n_steps : int
+        Number of simulation steps.
+    n_lanes : int
+        Lanes per pass.
+    """
+
+    def __init__(
+        self, sim, probes: Sequence, targets: Sequence, n_steps: int, n_lanes: int
+    ):
+        self.sim = sim
+        self.targets = list(targets)
+        self.n_steps = int(n_steps)
+        self.n_lanes = int(n_lanes)
+        rules = {
+            t: rules_for(t.entry, sim.model.operators)
+            for t in self.targets
+            if t.entry is not None
+        }
+        self.perturbed = _unique(
+            [r.perturbed for rs in rules.values() for r in rs]
+            + [t.signal for t in self.targets if t.signal is not None]
+        )
+        self.tapped = _unique(
+            r.tapped for rs in rules.values() for r in rs if r.tapped is not None
+        )
+        self.lanes = lane_graph(sim, self.n_lanes, self.perturbed, self.tapped)
+        self.probe_index = [sim.model.probes.index(p) for p in probes]
+        inputs = {n: i for i, n in enumerate(sim.tensor_graph.invariant_inputs)}
+        self.specs = []
+        for t in self.targets:
+            if t.node is not None:
+                self.specs.append(("input", inputs[t.node]))
+            elif t.signal is not None:
+                self.specs.append(("hidden", self._index(t.signal)))
+            else:
+                self.specs.append(
+                    (
+                        "weight",
+                        [
+                            (
+                                self._index(r.perturbed),
+                                None
+                                if r.tapped is None
+                                else [id(s) for s in self.tapped].index(id(r.tapped)),
+                                r,
+                            )
+                            for r in rules[t]
+                        ],
+                    )
+                )
+
+    def _index(self, signal) -> int:
+        return [id(s) for s in self.perturbed].index(id(signal))
+
+    def pullback(self, inputs, items, state_rows, seeds) -> list:
+        """Per-lane ``seedᵀ · ∂(probe rows)/∂target`` for every target.
+
+        Parameters
+        ----------
+        inputs : list of tf.Tensor
+            One ``(n_items, n_steps, size_out)`` tensor per input Node of the network.
+        items, state_rows : tf.Tensor
+            ``(n_lanes,)`` int32: the data item each lane replays and the row of the
+            simulator's saved state it starts from.
+        seeds : tf.Tensor
+            ``(n_lanes,)`` int32 output rows (one-hot seeds; -1 for none), or
+            ``(n_lanes, n_rows)`` float cotangents.
+
+        Returns
+        -------
+        list of tf.Tensor
+            One ``(n_lanes, *target_shape)`` tensor per target.
+        """
+        with tf.GradientTape() as tape:
+            x_lanes = [tf.gather(x, items) for x in inputs]
+            dtype = self.lanes.dtype
+            perturbations = [
+                tf.zeros((self.n_lanes, self.n_steps, s.size), dtype)
+                for s in self.perturbed
+            ]
+            tape.watch(x_lanes + perturbations)
+            probes, taps = self.lanes.run(
+                x_lanes, perturbations, self.n_steps, state_rows
+            )
+            flat = tf.concat(
+                [tf.reshape(probes[i], (self.n_lanes, -1)) for i in self.probe_index],
+                axis=1,
+            )
+            if seeds.dtype.is_integer:
+                seeds = tf.one_hot(seeds, tf.shape(flat)[1], dtype=flat.dtype)
+            objective = tf.reduce_sum(flat * seeds)
+        grads = tape.gradient(
+            objective,
+            x_lanes + perturbations,
+            unconnected_gradients=tf.UnconnectedGradients.ZERO,
+        )
+        input_grads, perturbation_grads = grads[: len(x_lanes)], grads[len(x_lanes) :]
+        outputs = []
+        for kind, spec in self.specs:
+            if kind == "input":
+                outputs.append(input_grads[spec])
+            elif kind == "hidden":
+                outputs.append(perturbation_grads[spec])
+            else:
+                outputs.append(
+                    tf.add_n(
+                        [
+                            rule.contract(
+                                perturbation_grads[p], None if x is None else taps[x]
+                            )
+                            for p, x, rule in spec
+                        ]
+                    )
+                )
+        return outputs
