@@ -3,7 +3,7 @@
 The public API is what this module exports; everything else is implementation.
 """
 
-from nengo_jacobian import engines
+from nengo_jacobian import engines, losses
 from nengo_jacobian.exceptions import (
     DataError,
     InferenceModeError,
@@ -34,4 +34,5 @@ __all__ = [
     "WeightTable",
     "__version__",
     "engines",
+    "losses",
 ]

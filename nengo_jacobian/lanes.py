@@ -36,6 +36,7 @@ import tensorflow as tf
 from nengo.builder.operator import Operator
 from nengo.builder.signal import Signal
 from nengo_dl import compat, utils
+from nengo_dl import config as dl_config
 from nengo_dl.builder import Builder, OpBuilder
 from nengo_dl.tensor_graph import TensorGraph
 
@@ -337,5 +338,13 @@ class LaneGraph(TensorGraph):
             training=True,
             stateful=False,
         )
-        outputs = outputs[:-1]  # drop steps_run
-        return outputs[: self.n_user_probes], outputs[self.n_user_probes :]
+        # NengoDL stacks probe data in a TensorArray, which loses the static number
+        # of steps; restore it so that callers can use static shapes.
+        shaped = []
+        for probe, value in zip(self.model.probes, outputs[:-1]):
+            keep = isinstance(probe, Tap) or dl_config.get_setting(
+                self.model, "keep_history", True, obj=probe
+            )
+            value.set_shape([value.shape[0], n_steps if keep else 1, *value.shape[2:]])
+            shaped.append(value)
+        return shaped[: self.n_user_probes], shaped[self.n_user_probes :]

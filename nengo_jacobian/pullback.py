@@ -94,6 +94,23 @@ class LanePlan:
                     )
                 )
 
+    def flatten(self, probes: list) -> tf.Tensor:
+        """``(n_lanes, n_rows)``: the requested probes' outputs, flattened in order."""
+        return tf.concat(
+            [tf.reshape(probes[i], (self.n_lanes, -1)) for i in self.probe_index],
+            axis=1,
+        )
+
+    def outputs(self, inputs, items, state_rows) -> list:
+        """The requested probes' outputs, ``(n_lanes, steps, dims)`` each."""
+        x_lanes = [tf.gather(x, items) for x in inputs]
+        perturbations = [
+            tf.zeros((self.n_lanes, self.n_steps, s.size), self.lanes.dtype)
+            for s in self.perturbed
+        ]
+        probes, _ = self.lanes.run(x_lanes, perturbations, self.n_steps, state_rows)
+        return [probes[i] for i in self.probe_index]
+
     def _index(self, signal) -> int:
         return [id(s) for s in self.perturbed].index(id(signal))
 
@@ -127,10 +144,7 @@ class LanePlan:
             probes, taps = self.lanes.run(
                 x_lanes, perturbations, self.n_steps, state_rows
             )
-            flat = tf.concat(
-                [tf.reshape(probes[i], (self.n_lanes, -1)) for i in self.probe_index],
-                axis=1,
-            )
+            flat = self.flatten(probes)
             if seeds.dtype.is_integer:
                 seeds = tf.one_hot(seeds, tf.shape(flat)[1], dtype=flat.dtype)
             objective = tf.reduce_sum(flat * seeds)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import nengo_dl
 import numpy as np
 
+from nengo_jacobian import training
 from nengo_jacobian._settings import forced_setting
 from nengo_jacobian.jacobian import compute_jacobian
 from nengo_jacobian.labels import WeightTable
@@ -133,6 +134,59 @@ class Simulator(nengo_dl.Simulator):
         return compute_jacobian(
             self, of, wrt, data, n_steps, method=method, chunk_size=chunk_size
         )
+
+    def gradients(self, loss_fn, data=None, n_steps=None, *, wrt=None):
+        """Value and gradients of a loss, labelled by weight.
+
+        Parameters
+        ----------
+        loss_fn : callable
+            ``loss_fn(run) -> scalar tf.Tensor``, where ``run`` is a
+            `~nengo_jacobian.training.Run`: ``run[probe]`` is a probe's output
+            ``(n_items, steps, dims)`` in rate mode, ``run.jacobian(probe, wrt)`` and
+            ``run.vjp(probe, wrt, v)`` are Jacobians and products as tensors (so
+            Jacobians can be part of the loss). It is traced by ``tf.function``: use
+            TensorFlow operations. Keep one function object per loss (it is cached by
+            identity).
+        data, n_steps
+            As for `jacobian`.
+        wrt : weight or list of weights, optional
+            Which weights (anything ``sim.weights`` accepts); default: every trainable
+            weight.
+
+        Returns
+        -------
+        loss : float
+        grads : dict
+            ``{weight as given (or WeightEntry): numpy array of the weight's shape}``.
+        """
+        return training.gradients(self, loss_fn, data, n_steps, wrt)
+
+    def train_step(self, loss_fn, optimizer, data=None, n_steps=None, *, wrt=None):
+        """Apply one step of a ``tf.keras`` optimizer to the chosen weights.
+
+        Only the rows of the chosen weights change, even where NengoDL merged them into
+        one variable with others. Afterwards ``sim.data``, ``sim.get_nengo_params`` and
+        ``sim.weights`` report the trained values. Keras optimizers bind to the first
+        set of variables they update: use one optimizer per ``wrt`` choice.
+
+        Parameters
+        ----------
+        loss_fn : callable
+            See `gradients`.
+        optimizer : tf.keras.optimizers.Optimizer
+            Any Keras optimizer (SGD, Adam, RMSprop ...).
+        data, n_steps
+            As for `jacobian`.
+        wrt : weight or list of weights, optional
+            Which weights to train; default: every trainable weight.
+
+        Returns
+        -------
+        float
+            The loss before the step.
+        """
+        return training.train_step(self, loss_fn, optimizer, data, n_steps, wrt)
 
     def close(self):
         """Close the simulator and drop cached Jacobian graphs."""

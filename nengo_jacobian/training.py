@@ -1,0 +1,222 @@
+"""Custom learning loops: losses over probe outputs and Jacobians, labelled gradients.
+
+A loss is a Python function of a `Run`: the rate-mode simulation of one batch of data,
+whose probe outputs and Jacobians are TensorFlow tensors that stay differentiable w.r.t.
+the simulator's weights. `gradients` returns the gradient of such a loss per labelled
+weight; `train_step` hands it to any ``tf.keras`` optimizer, and the trained values are
+what ``sim.data``, ``sim.get_nengo_params`` and ``sim.weights`` report afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from nengo_jacobian.exceptions import JacobianError
+from nengo_jacobian.pullback import LanePlan
+from nengo_jacobian.request import (
+    check_differentiable,
+    check_rate_mode,
+    prepare_inputs,
+    resolve_probes,
+    resolve_targets,
+)
+
+
+def _plan(sim, probes, targets, n_steps, n_lanes) -> LanePlan:
+    key = (
+        "plan",
+        n_lanes,
+        n_steps,
+        tuple(sim.model.probes.index(p) for p in probes),
+        tuple(t.identity for t in targets),
+    )
+    cache = sim._jacobian_cache
+    if key not in cache:
+        cache[key] = LanePlan(sim, probes, targets, n_steps, n_lanes)
+    return cache[key]
+
+
+class Run:
+    """The rate-mode simulation of one batch, as seen by a loss function.
+
+    Everything it returns is a ``tf.Tensor`` that is differentiable w.r.t. the
+    simulator's weights, including Jacobians (second-order derivatives are exact).
+    It reads the live weights and starts from the simulator's saved state, and never
+    writes to either.
+
+    Parameters
+    ----------
+    sim : nengo_jacobian.Simulator
+        The simulator.
+    inputs : list of tf.Tensor
+        One ``(n_items, n_steps, size_out)`` tensor per input Node, in the order of
+        ``sim.tensor_graph.invariant_inputs``.
+    n_steps : int
+        Number of steps.
+    """
+
+    def __init__(self, sim, inputs: Sequence[tf.Tensor], n_steps: int):
+        self.sim = sim
+        self.inputs = list(inputs)
+        self.n_steps = int(n_steps)
+        self.n_items = (
+            int(self.inputs[0].shape[0]) if self.inputs else sim.minibatch_size
+        )
+        self._outputs = None
+
+    def _lanes(self, per_item: int):
+        items = np.repeat(np.arange(self.n_items, dtype=np.int32), per_item)
+        return tf.constant(items), tf.constant(items % self.sim.minibatch_size)
+
+    def __getitem__(self, probe) -> tf.Tensor:
+        """``(n_items, steps, probe.size_in)``: a probe's output in this run."""
+        if self._outputs is None:
+            probes = list(self.sim.model.probes)
+            plan = _plan(self.sim, probes, [], self.n_steps, self.n_items)
+            items, rows = self._lanes(1)
+            self._outputs = dict(zip(probes, plan.outputs(self.inputs, items, rows)))
+        (probe,), _ = resolve_probes(self.sim, probe)
+        return self._outputs[probe]
+
+    def vjp(self, of, wrt, cotangents) -> tf.Tensor:
+        """Vector-Jacobian products ``vᵀ · ∂of/∂wrt`` for ``K`` vectors per item.
+
+        Parameters
+        ----------
+        of : nengo.Probe
+            The output.
+        wrt : input Node, weight or `~nengo_jacobian.Hidden`
+            What to differentiate with respect to.
+        cotangents : tf.Tensor
+            ``(n_items, K, steps, probe dims)``.
+
+        Returns
+        -------
+        tf.Tensor
+            ``(n_items, K, *wrt_shape)``.
+        """
+        (probe,), _ = resolve_probes(self.sim, of)
+        (target,), _ = resolve_targets(self.sim, wrt)
+        check_differentiable(self.sim, [probe], [target])
+        cotangents = tf.convert_to_tensor(cotangents, dtype=self.sim.tensor_graph.dtype)
+        n_vectors = int(cotangents.shape[1])
+        plan = _plan(
+            self.sim, [probe], [target], self.n_steps, self.n_items * n_vectors
+        )
+        items, rows = self._lanes(n_vectors)
+        seeds = tf.reshape(cotangents, (self.n_items * n_vectors, -1))
+        (result,) = plan.pullback(self.inputs, items, rows, seeds)
+        return tf.reshape(result, (self.n_items, n_vectors) + tuple(result.shape[1:]))
+
+    def jacobian(self, of, wrt) -> tf.Tensor:
+        """The full Jacobian as a tensor; see `nengo_jacobian.Simulator.jacobian`.
+
+        Parameters
+        ----------
+        of : nengo.Probe
+            The output.
+        wrt : input Node, weight or `~nengo_jacobian.Hidden`
+            What to differentiate with respect to.
+
+        Returns
+        -------
+        tf.Tensor
+            ``(n_items, steps, probe dims, *wrt_shape)``.
+        """
+        (probe,), _ = resolve_probes(self.sim, of)
+        (target,), _ = resolve_targets(self.sim, wrt)
+        check_differentiable(self.sim, [probe], [target])
+        steps = int(self[probe].shape[1])
+        dims = int(probe.size_in)
+        n_rows = steps * dims
+        plan = _plan(self.sim, [probe], [target], self.n_steps, self.n_items * n_rows)
+        items, state_rows = self._lanes(n_rows)
+        rows = tf.constant(np.tile(np.arange(n_rows, dtype=np.int32), self.n_items))
+        (result,) = plan.pullback(self.inputs, items, state_rows, rows)
+        return tf.reshape(result, (self.n_items, steps, dims) + tuple(result.shape[1:]))
+
+
+def _entries(sim, wrt):
+    if wrt is None:
+        entries = [e for e in sim.weights if e.trainable]
+        return entries, entries
+    items = wrt if isinstance(wrt, list) else [wrt]
+    return items, [sim.weights.resolve(item) for item in items]
+
+
+def _step_function(sim, loss_fn, optimizer, keys, entries, n_steps):
+    key = ("step", id(loss_fn), id(optimizer), tuple(map(id, entries)), n_steps)
+    cache = sim._jacobian_cache
+    if key in cache:
+        return cache[key][0]
+    variables = []
+    for e in entries:
+        if not any(v is e.variable for v in variables):
+            variables.append(e.variable)
+
+    @tf.function(autograph=False)
+    def step(inputs):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(Run(sim, inputs, n_steps))
+        if loss is None or tf.convert_to_tensor(loss).shape.rank != 0:
+            raise JacobianError(
+                f"loss_fn must return a scalar tensor, got {loss!r}; reduce it with "
+                f"tf.reduce_mean or tf.reduce_sum."
+            )
+        grads = tape.gradient(
+            loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
+        )
+        dense = {id(v): tf.convert_to_tensor(g) for v, g in zip(variables, grads)}
+        rows = [tf.gather(dense[id(e.variable)], e.rows) for e in entries]
+        if optimizer is not None:
+            # Only the chosen weights' rows move, even where NengoDL merged them
+            # into one variable with weights that are not being trained.
+            updates = []
+            for v in variables:
+                mine = [i for i, e in enumerate(entries) if e.variable is v]
+                updates.append(
+                    (
+                        tf.IndexedSlices(
+                            tf.concat([rows[i] for i in mine], axis=0),
+                            tf.constant(
+                                np.concatenate([entries[i].rows for i in mine])
+                            ),
+                            dense_shape=tf.shape(v, out_type=tf.int64),
+                        ),
+                        v,
+                    )
+                )
+            optimizer.apply_gradients(updates)
+        return loss, [tf.reshape(r, e.shape) for r, e in zip(rows, entries)]
+
+    cache[key] = (step, loss_fn, optimizer)  # keep both alive: ids must stay unique
+    return step
+
+
+def _inputs(sim, data, n_steps):
+    check_rate_mode(sim)
+    inputs, _, n_steps = prepare_inputs(sim, data, n_steps)
+    return [tf.constant(x) for x in inputs], n_steps
+
+
+def gradients(
+    sim, loss_fn: Callable[[Run], tf.Tensor], data=None, n_steps=None, wrt=None
+) -> tuple[float, dict]:
+    """Value and labelled gradients of ``loss_fn``; see `Simulator.gradients`."""
+    keys, entries = _entries(sim, wrt)
+    inputs, n_steps = _inputs(sim, data, n_steps)
+    step = _step_function(sim, loss_fn, None, keys, entries, n_steps)
+    loss, grads = step(inputs)
+    return float(loss), {k: g.numpy() for k, g in zip(keys, grads)}
+
+
+def train_step(sim, loss_fn, optimizer, data=None, n_steps=None, wrt=None) -> float:
+    """One optimizer step on ``loss_fn``; see `Simulator.train_step`."""
+    keys, entries = _entries(sim, wrt)
+    inputs, n_steps = _inputs(sim, data, n_steps)
+    step = _step_function(sim, loss_fn, optimizer, keys, entries, n_steps)
+    loss, _ = step(inputs)
+    return float(loss)
