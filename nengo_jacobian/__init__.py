@@ -15,6 +15,7 @@ from nengo_jacobian.exceptions import (
     WeightFileError,
 )
 from nengo_jacobian.labels import WeightEntry, WeightTable
+from nengo_jacobian.nodes import differentiable_node
 from nengo_jacobian.request import Hidden
 from nengo_jacobian.simulator import Simulator
 from nengo_jacobian.version import __version__
@@ -33,6 +34,7 @@ __all__ = [
     "WeightFileError",
     "WeightTable",
     "__version__",
+    "differentiable_node",
     "engines",
     "losses",
 ]

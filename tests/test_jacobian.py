@@ -368,3 +368,31 @@ def test_hidden_value_chain_rule(make_sim, neuron_type):
     assert acts.shape == (1, 6, 2, 6, 20)
     with pytest.raises(NotImplementedError, match="Hidden targets"):
         sim.jacobian(net.probe, nengo_jacobian.Hidden(net.a), x, method="loop")
+
+
+@pytest.mark.parametrize("kind", ["numpy+jacobian", "tensorflow"])
+def test_differentiable_node(make_sim, kind):
+    from nengo_jacobian.nodes import differentiable_node
+
+    with nengo.Network(seed=0) as net:
+        stim = nengo.Node(np.zeros(2), label="stim")
+        if kind == "tensorflow":
+            node = differentiable_node(lambda x: 2 * tf.tanh(x), 2, 2, label="f")
+        else:
+            node = differentiable_node(
+                lambda x: 2 * np.tanh(x),
+                2,
+                2,
+                jacobian=lambda x: np.diag(2 * (1 - np.tanh(x) ** 2)),
+                label="f",
+            )
+        nengo.Connection(stim, node, synapse=None)
+        probe = nengo.Probe(node, synapse=None)
+    sim = make_sim(net, minibatch_size=2)
+    x = random_inputs(2, 3, 2)
+    jac = sim.jacobian(probe, stim, x)
+    expected = np.zeros_like(jac)
+    for t in range(3):
+        for i in range(2):
+            expected[:, t, i, t, i] = 2 * (1 - np.tanh(x[:, t, i]) ** 2)
+    np.testing.assert_allclose(jac, expected, rtol=1e-5, atol=1e-7)
