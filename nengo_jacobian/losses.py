@@ -2,16 +2,26 @@
 
 Each takes the `~nengo_jacobian.training.Run` that a loss function receives and returns
 a scalar tensor, differentiable w.r.t. the simulator's weights. The Jacobian they
-penalise is the *time-tied* one at one output step: ∂ of[output_step] / ∂ wrt, with the
-same change applied to ``wrt`` at every step (the sum over input steps), a
+penalise is the *time-tied* one at one output step: J = ∂ of[output_step] / ∂ wrt, with
+the same change applied to ``wrt`` at every step (the sum over input steps), a
 ``(probe dims, wrt dims)`` matrix per item, e.g. the steady-state gain from a hidden
-layer to the output.
+layer to the output. The losses are the mean over items of ‖A‖²_F with A = J − I
+(`identity_penalty`) or A = J (`frobenius_penalty`, Jacobian regularization).
 
-``n_projections=None`` computes it exactly (one backward lane per output dimension).
-``n_projections=K`` uses the unbiased random-projection estimator of Hoffman, Roberts &
-Yaida (2019, arXiv:1908.02729): for ``v`` uniform on the unit sphere of the output
-space (dimension ``C``), ``E[C ‖vᵀA‖²] = ‖A‖²_F``, averaged over ``K`` projections
-(``K`` backward lanes per item, whatever ``C``).
+Estimators (``n_projections=None`` is exact: one backward lane per output dimension):
+
+``estimator="projection"``
+    Hoffman, Roberts & Yaida (2019, arXiv:1908.02729): ``C ‖vᵀA‖²`` for ``v`` uniform
+    on the unit sphere of the output space (dimension ``C``) is unbiased for ‖A‖²_F;
+    one backward lane per projection.
+``estimator="hutchinson"``
+    ``‖A z‖²`` for Rademacher ``z`` (±1 entries) in the ``wrt`` space is unbiased for
+    ‖A‖²_F (``E[z zᵀ] = I``). ``A z`` is a Jacobian-vector product; TensorFlow's
+    ``ForwardAccumulator`` cannot pass NengoDL's TensorArray-based loop, so it is
+    computed exactly by transposing a vector-Jacobian product (double backward).
+
+Both average ``n_projections`` independent draws, so their variance falls as
+1/``n_projections``.
 """
 
 from __future__ import annotations
@@ -21,9 +31,11 @@ import tensorflow as tf
 from nengo_jacobian.exceptions import JacobianError
 from nengo_jacobian.request import resolve_targets
 
+ESTIMATORS = ("projection", "hutchinson")
+
 
 def _tied_vjp(run, of, wrt, vectors, output_step):
-    """``vᵀ J_tied`` for ``vectors`` of shape ``(n_items, K, dims)``."""
+    """``vᵀ J_tied`` for ``vectors`` of shape ``(n_items, K, probe dims)``."""
     (target,), _ = resolve_targets(run.sim, wrt)
     if target.entry is not None:
         raise JacobianError(
@@ -34,21 +46,70 @@ def _tied_vjp(run, of, wrt, vectors, output_step):
     steps = int(run[of].shape[1])
     step = output_step % steps
     cot = tf.pad(
-        vectors[:, :, None, :],
-        [[0, 0], [0, 0], [step, steps - step - 1], [0, 0]],
+        vectors[:, :, None, :], [[0, 0], [0, 0], [step, steps - step - 1], [0, 0]]
     )
-    products = run.vjp(of, wrt, cot)  # (n_items, K, n_steps, wrt dims)
-    return tf.reduce_sum(products, axis=2)
+    return tf.reduce_sum(run.vjp(of, wrt, cot), axis=2)  # sum over input steps
 
 
-def _vectors(run, dims, n_projections, generator):
+def _tied_jvp(run, of, wrt, tangents, output_step, out_dims):
+    """``J_tied z`` for ``tangents`` of shape ``(n_items, K, wrt dims)``.
+
+    ``vᵀ J z`` is linear in ``v``; its gradient w.r.t. ``v`` is ``J z``.
+    """
     dtype = run.sim.tensor_graph.dtype
-    if n_projections is None:
-        eye = tf.eye(dims, dtype=dtype)
-        return tf.tile(eye[None], (run.n_items, 1, 1))
+    v = tf.zeros((run.n_items, tangents.shape[1], out_dims), dtype)
+    with tf.GradientTape() as tape:
+        tape.watch(v)
+        scalar = tf.reduce_sum(_tied_vjp(run, of, wrt, v, output_step) * tangents)
+    return tape.gradient(scalar, v)
+
+
+def _squared_norm(
+    run, of, wrt, minus_identity, output_step, n_projections, estimator, generator
+) -> tf.Tensor:
+    """Per-item estimate of ‖A‖²_F, A = J (or J − I)."""
+    dtype = run.sim.tensor_graph.dtype
+    out_dims = int(run[of].shape[-1])
+    if n_projections is None or estimator == "projection":
+        if n_projections is None:
+            vectors = tf.tile(tf.eye(out_dims, dtype=dtype)[None], (run.n_items, 1, 1))
+            scale = 1.0  # the basis: the sum over it is the exact norm
+        else:
+            generator = generator or tf.random.get_global_generator()
+            vectors = generator.normal(
+                (run.n_items, int(n_projections), out_dims), dtype=dtype
+            )
+            vectors /= tf.norm(vectors, axis=-1, keepdims=True)
+            scale = out_dims / int(n_projections)
+        rows = _tied_vjp(run, of, wrt, vectors, output_step)  # vᵀ J
+        _check_square(minus_identity, rows.shape[-1], out_dims)
+        if minus_identity:
+            rows -= vectors
+        return scale * tf.reduce_sum(tf.square(rows), axis=[1, 2])
+    if estimator != "hutchinson":
+        raise JacobianError(
+            f"Unknown estimator {estimator!r}; use one of {ESTIMATORS}."
+        )
+    (target,), _ = resolve_targets(run.sim, wrt)
+    in_dims = target.node.size_out if target.node is not None else target.signal.size
+    _check_square(minus_identity, in_dims, out_dims)
     generator = generator or tf.random.get_global_generator()
-    v = generator.normal((run.n_items, int(n_projections), dims), dtype=dtype)
-    return v / tf.norm(v, axis=-1, keepdims=True)
+    signs = generator.uniform(
+        (run.n_items, int(n_projections), in_dims), 0, 2, tf.int32
+    )
+    z = tf.cast(2 * signs - 1, dtype)
+    columns = _tied_jvp(run, of, wrt, z, output_step, out_dims)  # J z
+    if minus_identity:
+        columns -= z
+    return tf.reduce_sum(tf.square(columns), axis=[1, 2]) / int(n_projections)
+
+
+def _check_square(minus_identity, in_dims, out_dims):
+    if minus_identity and in_dims != out_dims:
+        raise JacobianError(
+            f"identity_penalty needs a square Jacobian: the probe has {out_dims} dims "
+            f"but `wrt` has {in_dims}."
+        )
 
 
 def identity_penalty(
@@ -58,9 +119,10 @@ def identity_penalty(
     *,
     output_step: int = -1,
     n_projections: int | None = None,
+    estimator: str = "projection",
     generator: tf.random.Generator | None = None,
 ) -> tf.Tensor:
-    """Mean over items of ‖J − I‖²_F, J the time-tied Jacobian of ``of`` w.r.t. ``wrt``.
+    """Mean over items of ‖J − I‖²_F, J the time-tied Jacobian (see module docs).
 
     Parameters
     ----------
@@ -73,28 +135,22 @@ def identity_penalty(
     output_step : int
         Which output step (default: the last).
     n_projections : int, optional
-        Use the unbiased random-projection estimator with this many projections.
+        Estimate with this many random projections instead of exactly.
+    estimator : {"projection", "hutchinson"}
+        Which unbiased estimator, when ``n_projections`` is given.
     generator : tf.random.Generator, optional
-        Random source for the projections (default: TensorFlow's global generator).
+        Random source (default: TensorFlow's global generator).
 
     Returns
     -------
     tf.Tensor
         Scalar.
     """
-    dims = int(run[of].shape[-1])
-    vectors = _vectors(run, dims, n_projections, generator)
-    products = _tied_vjp(run, of, wrt, vectors, output_step)
-    if products.shape[-1] != dims:
-        raise JacobianError(
-            f"identity_penalty needs a square Jacobian: the probe has {dims} dims but "
-            f"`wrt` has {products.shape[-1]}."
+    return tf.reduce_mean(
+        _squared_norm(
+            run, of, wrt, True, output_step, n_projections, estimator, generator
         )
-    # exact: the K = dims basis vectors, so dims * mean over them is the sum
-    per_item = dims * tf.reduce_mean(
-        tf.reduce_sum(tf.square(products - vectors), axis=-1), axis=1
     )
-    return tf.reduce_mean(per_item)
 
 
 def frobenius_penalty(
@@ -104,6 +160,7 @@ def frobenius_penalty(
     *,
     output_step: int = -1,
     n_projections: int | None = None,
+    estimator: str = "projection",
     generator: tf.random.Generator | None = None,
 ) -> tf.Tensor:
     """Mean over items of ‖J‖²_F (Jacobian regularization); see `identity_penalty`.
@@ -119,23 +176,22 @@ def frobenius_penalty(
     output_step : int
         Which output step (default: the last).
     n_projections : int, optional
-        Use the unbiased random-projection estimator with this many projections.
+        Estimate with this many random projections instead of exactly.
+    estimator : {"projection", "hutchinson"}
+        Which unbiased estimator, when ``n_projections`` is given.
     generator : tf.random.Generator, optional
-        Random source for the projections.
+        Random source (default: TensorFlow's global generator).
 
     Returns
     -------
     tf.Tensor
         Scalar.
     """
-    dims = int(run[of].shape[-1])
-    vectors = _vectors(run, dims, n_projections, generator)
-    products = _tied_vjp(run, of, wrt, vectors, output_step)
-    # exact: the K = dims basis vectors, so dims * mean over them is the sum
-    per_item = dims * tf.reduce_mean(
-        tf.reduce_sum(tf.square(products), axis=-1), axis=1
+    return tf.reduce_mean(
+        _squared_norm(
+            run, of, wrt, False, output_step, n_projections, estimator, generator
+        )
     )
-    return tf.reduce_mean(per_item)
 
 
 def tied_jacobian(run, of, wrt, *, output_step: int = -1) -> tf.Tensor:
@@ -156,6 +212,6 @@ def tied_jacobian(run, of, wrt, *, output_step: int = -1) -> tf.Tensor:
     -------
     tf.Tensor
     """
-    dims = int(run[of].shape[-1])
-    vectors = _vectors(run, dims, None, None)
-    return _tied_vjp(run, of, wrt, vectors, output_step)
+    out_dims = int(run[of].shape[-1])
+    eye = tf.eye(out_dims, dtype=run.sim.tensor_graph.dtype)
+    return _tied_vjp(run, of, wrt, tf.tile(eye[None], (run.n_items, 1, 1)), output_step)
