@@ -7,16 +7,17 @@ holds ``n_lanes`` lanes. Each lane replays one item of the user's minibatch, so 
 backward pass with a different one-hot cotangent per lane yields many Jacobian rows at
 once.
 
-Two additions make weight Jacobians possible without per-lane copies of the weights:
+Two additions make Jacobians w.r.t. weights and hidden signals possible without
+per-lane copies of the weights:
 
-- *perturbations*: a zero-valued, per-lane input added (``Copy(..., inc=True)``) to the
-  signal that an operator writes with a weight, e.g. a connection's ``weighted``
-  signal. The gradient with respect to it is ∂y/∂(that signal at each step).
-- *taps*: extra read-only probes on the signal the weight multiplies, e.g. the
-  presynaptic activities.
+- *perturbations*: a `Perturb` operator adds a zero-valued, per-lane input to a signal
+  at every step, e.g. to a connection's ``weighted`` signal. The gradient with respect
+  to that input is ∂y/∂(the signal at each step).
+- *taps*: extra read-only probes on internal signals, e.g. the presynaptic activities
+  that a weight multiplies.
 
 A weight's Jacobian is then the contraction of the two (see
-`nengo_jacobian.weight_rules`).
+`nengo_jacobian.weight_rules`); a hidden signal's is the perturbation gradient itself.
 
 The lane graph owns no parameter values: every time it is called it reads the user's
 simulator variables (weights and saved state), so it always sees the live weights, a
@@ -35,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 from nengo.builder.operator import Operator
 from nengo.builder.signal import Signal
-from nengo_dl import compat, utils
+from nengo_dl import compat, graph_optimizer, utils
 from nengo_dl import config as dl_config
 from nengo_dl.builder import Builder, OpBuilder
 from nengo_dl.tensor_graph import TensorGraph
@@ -180,10 +181,15 @@ class LaneGraph(TensorGraph):
             model.probes.append(tap)
 
         # One step per loop iteration, so that the loop counter is the step index
-        # that Perturb reads (unrolling changes speed, never results).
+        # that Perturb reads (unrolling changes speed, never results). The planner
+        # and sorter only decide how signals are merged, never values; NengoDL's
+        # defaults know our Perturb operator, some others do not.
+        top = model.toplevel
         with (
-            forced_setting(model.toplevel, "simplifications", []),
-            forced_setting(model.toplevel, "use_loop", True),
+            forced_setting(top, "simplifications", []),
+            forced_setting(top, "use_loop", True),
+            forced_setting(top, "planner", graph_optimizer.tree_planner),
+            forced_setting(top, "sorter", graph_optimizer.order_signals),
         ):
             super().__init__(
                 model,
@@ -228,13 +234,17 @@ class LaneGraph(TensorGraph):
                 rows = np.concatenate([np.arange(a, b) for a, b in user_tsig.slices])
                 piece = _Piece(start, stop, user_tsig.key, rows, tsig.minibatched)
             else:
-                # Our perturbation inputs (zero), or signals whose initial value the
-                # user's graph does not keep because they are set before being read.
+                # Signals whose initial value the user's graph does not keep, because
+                # they are set before being read: any value will do.
                 piece = _Piece(start, stop, None, None, tsig.minibatched)
             pieces[tsig.key].append(piece)
-        for key_pieces in pieces.values():
-            key_pieces.sort()
-        return dict(pieces)
+        layout = {}
+        for key, key_pieces in pieces.items():
+            # a base signal can be listed twice (e.g. under its reshaped twin); the
+            # rows are what matters
+            unique = {(p.start, p.stop): p for p in key_pieces}
+            layout[key] = [unique[k] for k in sorted(unique)]
+        return layout
 
     def _assemble(self, key, like: tf.Variable) -> tf.Tensor:
         """The current value of one base array, read from the user's variables."""

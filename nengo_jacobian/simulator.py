@@ -152,7 +152,7 @@ class Simulator(nengo_dl.Simulator):
             As for `jacobian`.
         wrt : weight or list of weights, optional
             Which weights (anything ``sim.weights`` accepts); default: every trainable
-            weight.
+            weight; ``[]`` computes the loss value only.
 
         Returns
         -------

@@ -147,7 +147,7 @@ def _entries(sim, wrt):
     return items, [sim.weights.resolve(item) for item in items]
 
 
-def _step_function(sim, loss_fn, optimizer, keys, entries, n_steps):
+def _step_function(sim, loss_fn, optimizer, entries, n_steps):
     key = ("step", id(loss_fn), id(optimizer), tuple(map(id, entries)), n_steps)
     cache = sim._jacobian_cache
     if key in cache:
@@ -208,15 +208,15 @@ def gradients(
     """Value and labelled gradients of ``loss_fn``; see `Simulator.gradients`."""
     keys, entries = _entries(sim, wrt)
     inputs, n_steps = _inputs(sim, data, n_steps)
-    step = _step_function(sim, loss_fn, None, keys, entries, n_steps)
+    step = _step_function(sim, loss_fn, None, entries, n_steps)
     loss, grads = step(inputs)
     return float(loss), {k: g.numpy() for k, g in zip(keys, grads)}
 
 
 def train_step(sim, loss_fn, optimizer, data=None, n_steps=None, wrt=None) -> float:
     """One optimizer step on ``loss_fn``; see `Simulator.train_step`."""
-    keys, entries = _entries(sim, wrt)
+    _, entries = _entries(sim, wrt)
     inputs, n_steps = _inputs(sim, data, n_steps)
-    step = _step_function(sim, loss_fn, optimizer, keys, entries, n_steps)
+    step = _step_function(sim, loss_fn, optimizer, entries, n_steps)
     loss, _ = step(inputs)
     return float(loss)

@@ -396,3 +396,16 @@ def test_differentiable_node(make_sim, kind):
         for i in range(2):
             expected[:, t, i, t, i] = 2 * (1 - np.tanh(x[:, t, i]) ** 2)
     np.testing.assert_allclose(jac, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_use_loop_false(make_sim):
+    net = two_layer_net(nengo.RectifiedLinear(), n_neurons=15)
+    x = random_inputs(1, 4, 2)
+    plain = make_sim(net).jacobian(net.probe, [net.stim, net.c_ab], x)
+    with net:
+        nengo_dl.configure_settings(use_loop=False)
+    sim = make_sim(net, unroll_simulation=4)
+    for method in ("reverse", "loop"):
+        unrolled = sim.jacobian(net.probe, [net.stim, net.c_ab], x, method=method)
+        for key in plain:
+            assert max_rel_error(unrolled[key], plain[key]) < 1e-5

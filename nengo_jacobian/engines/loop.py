@@ -76,7 +76,10 @@ class ReferenceLoop(Engine):
                             for b in np.flatnonzero(mask):
                                 results[t][start + b, row] = g[b]
                         else:
-                            g = var_grads[variables.index(t.entry.variable)].numpy()
+                            index = [id(v) for v in variables].index(
+                                id(t.entry.variable)
+                            )
+                            g = var_grads[index].numpy()
                             b = int(np.flatnonzero(mask)[0])
                             results[t][start + b, row] = t.entry.take(g)
         sim.jacobian_info.update(
