@@ -7,7 +7,12 @@ import time
 import numpy as np
 from nengo_dl import config as dl_config
 
-from nengo_jacobian.engines import Engine, ReferenceLoop, VectorizedReverse
+from nengo_jacobian.engines import (
+    Engine,
+    FiniteDifference,
+    ReferenceLoop,
+    VectorizedReverse,
+)
 from nengo_jacobian.engines.base import split_rows
 from nengo_jacobian.exceptions import JacobianError, NonFiniteJacobianError
 from nengo_jacobian.labels import object_name
@@ -21,7 +26,11 @@ from nengo_jacobian.request import (
 )
 
 #: Names accepted by ``method=``.
-METHODS = {"reverse": VectorizedReverse, "loop": ReferenceLoop}
+METHODS = {
+    "reverse": VectorizedReverse,
+    "loop": ReferenceLoop,
+    "finite_difference": FiniteDifference,
+}
 
 
 def choose_engine(method, request: Request, chunk_size=None) -> Engine:
@@ -44,6 +53,8 @@ def choose_engine(method, request: Request, chunk_size=None) -> Engine:
         )
     if method == "reverse":
         return VectorizedReverse(chunk_size=chunk_size)
+    if method == "finite_difference":
+        return FiniteDifference(chunk_size=chunk_size or 256)
     return ReferenceLoop()
 
 

@@ -409,3 +409,24 @@ def test_use_loop_false(make_sim):
         unrolled = sim.jacobian(net.probe, [net.stim, net.c_ab], x, method=method)
         for key in plain:
             assert max_rel_error(unrolled[key], plain[key]) < 1e-5
+
+
+@pytest.mark.parametrize(
+    "dtype, tolerance",
+    # float64: h = 6e-6, truncation ~h^2 and rounding ~eps/h are both < 1e-9.
+    # float32: h = 4.9e-3; rounding ~eps*|y|/h = 2.4e-5 |y|, and here |y| is ~100x
+    # the largest Jacobian entry, so ~3e-3 of it
+    [("float64", 1e-6), ("float32", 1e-2)],
+)
+def test_finite_difference_engine(make_sim, dtype, tolerance):
+    net = two_layer_net(nengo.Sigmoid(tau_ref=0.002), n_neurons=15, dtype=dtype)
+    sim = make_sim(net, minibatch_size=2)
+    x = random_inputs(2, 5, 2, scale=0.5)
+    wrt = [net.stim, nengo_jacobian.Hidden(net.a), nengo_jacobian.Hidden(net.c_ab)]
+    exact = sim.jacobian(net.probe, wrt, x)
+    fd = sim.jacobian(net.probe, wrt, x, method="finite_difference", chunk_size=24)
+    assert sim.jacobian_info["engine"] == "finite_difference"
+    for key in wrt:
+        assert max_rel_error(fd[key], exact[key]) < tolerance, key
+    with pytest.raises(NotImplementedError, match="weights are shared"):
+        sim.jacobian(net.probe, net.c_ab, x, method="finite_difference")
