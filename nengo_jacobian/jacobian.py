@@ -58,8 +58,37 @@ def choose_engine(method, request: Request, chunk_size=None) -> Engine:
     return ReferenceLoop()
 
 
+def _select_steps(output_steps, probes, probe_steps):
+    """Per-probe arrays of selected output steps, and whether to drop the axis."""
+    if output_steps is None:
+        return None, False
+    squeeze = isinstance(output_steps, (int, np.integer))
+    selected = []
+    for p, length in zip(probes, probe_steps):
+        steps = np.arange(length)
+        try:
+            chosen = np.atleast_1d(steps[output_steps])
+        except IndexError:
+            raise JacobianError(
+                f"output_steps={output_steps!r} is out of range for Probe "
+                f"{object_name(p)}, which has {length} output step(s)."
+            ) from None
+        if chosen.size == 0:
+            raise JacobianError(f"output_steps={output_steps!r} selects no step.")
+        selected.append(chosen)
+    return selected, squeeze
+
+
 def compute_jacobian(
-    sim, of, wrt, data=None, n_steps=None, method="auto", chunk_size=None
+    sim,
+    of,
+    wrt,
+    data=None,
+    n_steps=None,
+    method="auto",
+    chunk_size=None,
+    output_steps=None,
+    tied=False,
 ):
     """Jacobian of probe outputs w.r.t. input Nodes and weights.
 
@@ -74,7 +103,17 @@ def compute_jacobian(
         n_steps if dl_config.get_setting(sim.model, "keep_history", True, obj=p) else 1
         for p in probes
     ]
-    request = Request(sim, probes, targets, inputs, n_items, n_steps, probe_steps)
+    selected, squeeze = _select_steps(output_steps, probes, probe_steps)
+    if tied:
+        weights = [t.name for t in targets if t.entry is not None]
+        if weights:
+            raise JacobianError(
+                f"tied=True holds an input or hidden signal's change constant over "
+                f"time; weights are constant already ({', '.join(weights)})."
+            )
+    request = Request(
+        sim, probes, targets, inputs, n_items, n_steps, probe_steps, selected
+    )
     engine = choose_engine(method, request, chunk_size)
 
     sim.jacobian_info = {"engine": engine.name, "method": method}
@@ -92,6 +131,10 @@ def compute_jacobian(
                     f"entries. Check the input data and weights for extreme values "
                     f"(rates overflow), or use dtype='float64'."
                 )
+            if tied:
+                block = block.sum(axis=3)  # the same change at every input step
+            if squeeze:
+                block = block[:, 0]
             result[(p, t.key)] = block
     if single_probe and single_target:
         return result[(probes[0], targets[0].key)]

@@ -160,6 +160,8 @@ class Request:
     n_steps : int
     probe_steps : list of int
         Number of output steps of each probe (1 with ``keep_history=False``).
+    selected_steps : list of numpy.ndarray or None
+        The output steps asked for, per probe (None: all).
     """
 
     sim: object
@@ -169,6 +171,7 @@ class Request:
     n_items: int
     n_steps: int
     probe_steps: list = field(default_factory=list)
+    selected_steps: list | None = None
 
     @property
     def probe_sizes(self) -> list[int]:
@@ -176,9 +179,27 @@ class Request:
         return [int(p.size_in) for p in self.probes]
 
     @property
+    def steps(self) -> list[np.ndarray]:
+        """The output steps in the result, per probe."""
+        if self.selected_steps is None:
+            return [np.arange(n) for n in self.probe_steps]
+        return self.selected_steps
+
+    @property
+    def rows(self) -> np.ndarray:
+        """Which rows of the flattened, concatenated probe outputs are asked for."""
+        rows, offset = [], 0
+        for steps, all_steps, dims in zip(
+            self.steps, self.probe_steps, self.probe_sizes
+        ):
+            rows.append(offset + (steps[:, None] * dims + np.arange(dims)).ravel())
+            offset += all_steps * dims
+        return np.concatenate(rows).astype(np.int32)
+
+    @property
     def n_rows(self) -> int:
-        """Jacobian rows per item: output steps times dimensions, over all probes."""
-        return sum(t * d for t, d in zip(self.probe_steps, self.probe_sizes))
+        """Jacobian rows per item: selected output steps times dimensions."""
+        return sum(len(t) * d for t, d in zip(self.steps, self.probe_sizes))
 
     def target_shape(self, target: Target) -> tuple:
         """Shape of one row of the Jacobian w.r.t. ``target``."""

@@ -84,6 +84,8 @@ class Simulator(nengo_dl.Simulator):
         *,
         method="auto",
         chunk_size: int | None = None,
+        output_steps: int | slice | list | None = None,
+        tied: bool = False,
     ) -> np.ndarray | dict:
         """Jacobian of probe outputs w.r.t. input Nodes and weights, per item.
 
@@ -119,6 +121,14 @@ class Simulator(nengo_dl.Simulator):
         chunk_size : int, optional
             Maximum number of Jacobian rows per backward pass (bounds memory); the
             result does not depend on it.
+        output_steps : int, slice or list of int, optional
+            Only these output steps (numpy indexing, e.g. ``-1`` for the last step,
+            ``slice(-10, None)`` for a window): only their rows are computed. An int
+            drops the output-step axis.
+        tied : bool
+            For input Nodes and hidden signals: the derivative w.r.t. the same change
+            at every step (the sum over input steps), so ``wrt_shape`` is
+            ``(size,)``; e.g. the steady-state gain.
 
         Returns
         -------
@@ -132,7 +142,15 @@ class Simulator(nengo_dl.Simulator):
             Probes with ``keep_history=False`` have one output step.
         """
         return compute_jacobian(
-            self, of, wrt, data, n_steps, method=method, chunk_size=chunk_size
+            self,
+            of,
+            wrt,
+            data,
+            n_steps,
+            method=method,
+            chunk_size=chunk_size,
+            output_steps=output_steps,
+            tied=tied,
         )
 
     def gradients(self, loss_fn, data=None, n_steps=None, *, wrt=None):

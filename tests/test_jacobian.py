@@ -430,3 +430,35 @@ def test_finite_difference_engine(make_sim, dtype, tolerance):
         assert max_rel_error(fd[key], exact[key]) < tolerance, key
     with pytest.raises(NotImplementedError, match="weights are shared"):
         sim.jacobian(net.probe, net.c_ab, x, method="finite_difference")
+
+
+@pytest.mark.parametrize("method", ["reverse", "loop", "finite_difference"])
+def test_output_steps_and_tied(make_sim, method):
+    net = two_layer_net(nengo.Sigmoid(tau_ref=0.002), n_neurons=15, dtype="float64")
+    sim = make_sim(net, minibatch_size=2)
+    x = random_inputs(2, 6, 2, scale=0.5)
+    full = sim.jacobian(net.probe, net.stim, x)
+    tolerance = 1e-6  # float64; finite differences included (see above)
+    last = sim.jacobian(net.probe, net.stim, x, output_steps=-1, method=method)
+    assert last.shape == (2, 2, 6, 2)
+    assert max_rel_error(last, full[:, -1]) < tolerance
+    window = sim.jacobian(
+        net.probe, net.stim, x, output_steps=slice(2, 5), method=method
+    )
+    assert max_rel_error(window, full[:, 2:5]) < tolerance
+    if method == "reverse":
+        assert sim.jacobian_info["lanes"] == 2 * 3 * 2  # only the rows asked for
+    picked = sim.jacobian(net.probe, net.stim, x, output_steps=[0, 5], method=method)
+    assert max_rel_error(picked[:, 1], full[:, 5]) < tolerance
+    tied = sim.jacobian(net.probe, net.stim, x, tied=True, method=method)
+    assert tied.shape == (2, 6, 2, 2)
+    assert max_rel_error(tied, full.sum(axis=3)) < tolerance
+
+
+def test_output_steps_errors(make_sim):
+    net = two_layer_net(nengo.RectifiedLinear(), n_neurons=10)
+    sim = make_sim(net)
+    with pytest.raises(nengo_jacobian.JacobianError, match=r"out of range .*Probe out"):
+        sim.jacobian(net.probe, net.stim, n_steps=3, output_steps=7)
+    with pytest.raises(nengo_jacobian.JacobianError, match=r"weights are constant"):
+        sim.jacobian(net.probe, net.c_ab, n_steps=3, tied=True)

@@ -38,7 +38,8 @@ class Engine(abc.ABC):
 def split_rows(request: Request, array: np.ndarray) -> list[np.ndarray]:
     """Split ``(n_items, n_rows, ...)`` into ``(n_items, steps, dims, ...)`` parts."""
     out, start = [], 0
-    for steps, dims in zip(request.probe_steps, request.probe_sizes):
+    for steps, dims in zip(request.steps, request.probe_sizes):
+        steps = len(steps)
         stop = start + steps * dims
         part = array[:, start:stop]
         out.append(part.reshape(array.shape[:1] + (steps, dims) + array.shape[2:]))

@@ -103,6 +103,7 @@ class FiniteDifference(Engine):
                             index = [id(x) for x in hidden].index(id(t.signal))
                             pert[index][lane, s, j] += sign * h
                 flat = program(x_lanes, pert, items % sim.minibatch_size).numpy()
+                flat = flat[:, request.rows]
                 for c, (i, s, j) in enumerate(chunk):
                     out[i, :, s, j] = (flat[2 * c] - flat[2 * c + 1]) / (2 * steps[c])
             results[t] = out

@@ -64,9 +64,9 @@ class ReferenceLoop(Engine):
         for start in range(0, request.n_items, batch):
             chunk = [tf.constant(x[start : start + batch]) for x in request.inputs]
             for mask in item_masks:
-                for row in range(n_rows):
+                for position, row in enumerate(request.rows):
                     input_grads, var_grads = grad_fn(
-                        chunk, tf.constant(mask), tf.constant(row, tf.int32)
+                        chunk, tf.constant(mask), tf.constant(int(row), tf.int32)
                     )
                     for v, value in zip(mutable, snapshot):
                         v.assign(value)
@@ -74,14 +74,14 @@ class ReferenceLoop(Engine):
                         if t.is_input:
                             g = input_grads[input_index[t.node]].numpy()
                             for b in np.flatnonzero(mask):
-                                results[t][start + b, row] = g[b]
+                                results[t][start + b, position] = g[b]
                         else:
                             index = [id(v) for v in variables].index(
                                 id(t.entry.variable)
                             )
                             g = var_grads[index].numpy()
                             b = int(np.flatnonzero(mask)[0])
-                            results[t][start + b, row] = t.entry.take(g)
+                            results[t][start + b, position] = t.entry.take(g)
         sim.jacobian_info.update(
             lanes=1, passes=(request.n_items // batch) * len(item_masks) * n_rows
         )

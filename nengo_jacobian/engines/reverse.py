@@ -81,7 +81,8 @@ class VectorizedReverse(Engine):
             lanes = np.pad(lanes, (0, n_lanes - n_valid), constant_values=-1)
             items = np.where(lanes >= 0, lanes // n_rows, 0).astype(np.int32)
             # padding lanes get row -1, i.e. an all-zero seed
-            rows = np.where(lanes >= 0, lanes % n_rows, -1).astype(np.int32)
+            rows = np.where(lanes >= 0, request.rows[lanes % n_rows], -1)
+            rows = rows.astype(np.int32)
             state_rows = (items % sim.minibatch_size).astype(np.int32)
             outputs = program(inputs, items, state_rows, rows)
             for t, value in zip(request.targets, outputs):
