@@ -5,7 +5,7 @@ from __future__ import annotations
 import nengo_dl
 import numpy as np
 
-from nengo_jacobian import training
+from nengo_jacobian import products, training
 from nengo_jacobian._settings import forced_setting
 from nengo_jacobian.jacobian import compute_jacobian
 from nengo_jacobian.labels import WeightTable
@@ -152,6 +152,53 @@ class Simulator(nengo_dl.Simulator):
             output_steps=output_steps,
             tied=tied,
         )
+
+    def vjp(self, of, wrt, cotangents, data=None, n_steps=None) -> np.ndarray:
+        """Vector-Jacobian products ``vᵀ · ∂of/∂wrt``, without forming the Jacobian.
+
+        One backward lane per vector and item.
+
+        Parameters
+        ----------
+        of : nengo.Probe
+            The output.
+        wrt : input Node, weight or nengo_jacobian.Hidden
+            As for `jacobian`.
+        cotangents : array_like
+            ``(n_items, [K,] steps, probe dims)``: one or ``K`` vectors per item.
+        data, n_steps
+            As for `jacobian`.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n_items, [K,] *wrt_shape)``.
+        """
+        return products.vjp(self, of, wrt, cotangents, data, n_steps)
+
+    def jvp(self, of, wrt, tangents, data=None, n_steps=None) -> np.ndarray:
+        """Jacobian-vector products ``∂of/∂wrt · z``, without forming the Jacobian.
+
+        Computed exactly by transposing a vector-Jacobian product (TensorFlow's
+        forward mode cannot pass NengoDL's simulation loop), one lane per vector.
+
+        Parameters
+        ----------
+        of : nengo.Probe
+            The output.
+        wrt : input Node, weight or nengo_jacobian.Hidden
+            As for `jacobian`.
+        tangents : array_like
+            ``(n_items, [K,] *wrt_shape)``: one or ``K`` directions per item.
+        data, n_steps
+            As for `jacobian`.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n_items, [K,] steps, probe dims)``.
+        """
+        return products.jvp(self, of, wrt, tangents, data, n_steps)
 
     def gradients(self, loss_fn, data=None, n_steps=None, *, wrt=None):
         """Value and gradients of a loss, labelled by weight.

@@ -462,3 +462,28 @@ def test_output_steps_errors(make_sim):
         sim.jacobian(net.probe, net.stim, n_steps=3, output_steps=7)
     with pytest.raises(nengo_jacobian.JacobianError, match=r"weights are constant"):
         sim.jacobian(net.probe, net.c_ab, n_steps=3, tied=True)
+
+
+def test_vjp_and_jvp_match_the_jacobian(make_sim):
+    net = two_layer_net(nengo.LIF(), n_neurons=15)
+    sim = make_sim(net, minibatch_size=2)
+    x = random_inputs(2, 5, 2)
+    rng = np.random.RandomState(0)
+    for wrt in (net.stim, net.c_ab, nengo_jacobian.Hidden(net.b)):
+        jac = sim.jacobian(net.probe, wrt, x)
+        wrt_shape = jac.shape[3:]
+        v = rng.normal(size=(2, 3, 5, 2))
+        pulled = sim.vjp(net.probe, wrt, v, x)
+        expected = np.einsum("bktd,btd...->bk...", v, jac)
+        assert pulled.shape == (2, 3) + wrt_shape
+        assert max_rel_error(pulled, expected) < 1e-5
+        single = sim.vjp(net.probe, wrt, v[:, 0], x)
+        assert max_rel_error(single, expected[:, 0]) < 1e-5
+        z = rng.normal(size=(2, 2) + wrt_shape)
+        pushed = sim.jvp(net.probe, wrt, z, x)
+        axes = "".join("ijkl"[: len(wrt_shape)])
+        expected = np.einsum(f"btd{axes},bk{axes}->bktd", jac, z)
+        assert pushed.shape == (2, 2, 5, 2)
+        assert max_rel_error(pushed, expected) < 1e-5
+    with pytest.raises(nengo_jacobian.DataError, match=r"cotangents must have shape"):
+        sim.vjp(net.probe, net.stim, np.zeros((2, 4, 2)), x)

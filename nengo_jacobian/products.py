@@ -1,0 +1,126 @@
+"""Jacobian-vector and vector-Jacobian products without forming the Jacobian."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+from nengo_dl import config as dl_config
+
+from nengo_jacobian.exceptions import DataError
+from nengo_jacobian.pullback import LanePlan
+from nengo_jacobian.request import (
+    Request,
+    check_differentiable,
+    check_rate_mode,
+    prepare_inputs,
+    resolve_probes,
+    resolve_targets,
+)
+
+
+def _request(sim, of, wrt, data, n_steps) -> Request:
+    (probe,), _ = resolve_probes(sim, of)
+    (target,), _ = resolve_targets(sim, wrt)
+    check_rate_mode(sim)
+    check_differentiable(sim, [probe], [target])
+    inputs, n_items, n_steps = prepare_inputs(sim, data, n_steps)
+    keep = dl_config.get_setting(sim.model, "keep_history", True, obj=probe)
+    steps = [n_steps if keep else 1]
+    return Request(sim, [probe], [target], inputs, n_items, n_steps, steps)
+
+
+def _vectors(request, values, row_shape, what):
+    """``(n_items, K, *row_shape)`` from ``(n_items, [K,] *row_shape)``, and K given."""
+    values = np.asarray(values, dtype=np.dtype(request.sim.tensor_graph.dtype))
+    row_shape = tuple(row_shape)
+    if values.shape[:1] != (request.n_items,) or values.shape[-len(row_shape) :] != (
+        row_shape
+    ):
+        raise DataError(
+            f"{what} must have shape (n_items, [K,] {', '.join(map(str, row_shape))}) "
+            f"with n_items={request.n_items}; got {values.shape}."
+        )
+    if values.ndim == 1 + len(row_shape):
+        return values[:, None], False
+    if values.ndim == 2 + len(row_shape):
+        return values, True
+    raise DataError(f"{what} has shape {values.shape}; too many axes.")
+
+
+def _program(sim, request, n_lanes, kind):
+    key = (
+        kind,
+        n_lanes,
+        sim.model.probes.index(request.probes[0]),
+        request.targets[0].identity,
+        request.n_steps,
+    )
+    cache = sim._jacobian_cache
+    if key not in cache:
+        plan = LanePlan(sim, request.probes, request.targets, request.n_steps, n_lanes)
+        if kind == "vjp":
+            function = plan.pullback
+        else:
+
+            def function(inputs, items, state_rows, tangents):
+                # vᵀ J z is linear in v, and its gradient w.r.t. v is J z. TensorFlow's
+                # ForwardAccumulator cannot pass NengoDL's TensorArray-based loop.
+                width = sum(
+                    n * int(p.size_in)
+                    for n, p in zip(request.probe_steps, request.probes)
+                )
+                v = tf.zeros((n_lanes, width), tangents.dtype)
+                with tf.GradientTape() as tape:
+                    tape.watch(v)
+                    (pulled,) = plan.pullback(inputs, items, state_rows, v)
+                    scalar = tf.reduce_sum(pulled * tangents)
+                return tape.gradient(scalar, v)
+
+        cache[key] = tf.function(function, autograph=False)
+    return cache[key]
+
+
+def _lanes(request, n_vectors):
+    items = np.repeat(np.arange(request.n_items, dtype=np.int32), n_vectors)
+    return items, (items % request.sim.minibatch_size).astype(np.int32)
+
+
+def vjp(sim, of, wrt, cotangents, data=None, n_steps=None) -> np.ndarray:
+    """``vᵀ · ∂of/∂wrt``; see `nengo_jacobian.Simulator.vjp`."""
+    request = _request(sim, of, wrt, data, n_steps)
+    (target,) = request.targets
+    probe_shape = (request.probe_steps[0], request.probe_sizes[0])
+    v, batched = _vectors(request, cotangents, probe_shape, "cotangents")
+    n_vectors = v.shape[1]
+    program = _program(sim, request, request.n_items * n_vectors, "vjp")
+    items, rows = _lanes(request, n_vectors)
+    (result,) = program(
+        [tf.constant(x) for x in request.inputs],
+        items,
+        rows,
+        tf.constant(v.reshape(request.n_items * n_vectors, -1)),
+    )
+    result = result.numpy().reshape(
+        (request.n_items, n_vectors) + request.target_shape(target)
+    )
+    return result if batched else result[:, 0]
+
+
+def jvp(sim, of, wrt, tangents, data=None, n_steps=None) -> np.ndarray:
+    """``∂of/∂wrt · z``; see `nengo_jacobian.Simulator.jvp`."""
+    request = _request(sim, of, wrt, data, n_steps)
+    (target,) = request.targets
+    z, batched = _vectors(request, tangents, request.target_shape(target), "tangents")
+    n_vectors = z.shape[1]
+    program = _program(sim, request, request.n_items * n_vectors, "jvp")
+    items, rows = _lanes(request, n_vectors)
+    result = program(
+        [tf.constant(x) for x in request.inputs],
+        items,
+        rows,
+        tf.constant(z.reshape((request.n_items * n_vectors,) + z.shape[2:])),
+    )
+    result = result.numpy().reshape(
+        (request.n_items, n_vectors, request.probe_steps[0], request.probe_sizes[0])
+    )
+    return result if batched else result[:, 0]
