@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from nengo_dl import config as dl_config
 
 from nengo_jacobian.engines import (
     Engine,
@@ -16,14 +15,7 @@ from nengo_jacobian.engines import (
 from nengo_jacobian.engines.base import split_rows
 from nengo_jacobian.exceptions import JacobianError, NonFiniteJacobianError
 from nengo_jacobian.labels import object_name
-from nengo_jacobian.request import (
-    Request,
-    check_differentiable,
-    check_rate_mode,
-    prepare_inputs,
-    resolve_probes,
-    resolve_targets,
-)
+from nengo_jacobian.request import Request, build_request
 
 #: Names accepted by ``method=``.
 METHODS = {
@@ -94,16 +86,9 @@ def compute_jacobian(
 
     See `nengo_jacobian.Simulator.jacobian`, which is the public entry point.
     """
-    probes, single_probe = resolve_probes(sim, of)
-    targets, single_target = resolve_targets(sim, wrt)
-    check_rate_mode(sim)
-    check_differentiable(sim, probes, targets)
-    inputs, n_items, n_steps = prepare_inputs(sim, data, n_steps)
-    probe_steps = [
-        n_steps if dl_config.get_setting(sim.model, "keep_history", True, obj=p) else 1
-        for p in probes
-    ]
-    selected, squeeze = _select_steps(output_steps, probes, probe_steps)
+    request, single_probe, single_target = build_request(sim, of, wrt, data, n_steps)
+    probes, targets = request.probes, request.targets
+    selected, squeeze = _select_steps(output_steps, probes, request.probe_steps)
     if tied:
         weights = [t.name for t in targets if t.entry is not None]
         if weights:
@@ -111,9 +96,7 @@ def compute_jacobian(
                 f"tied=True holds an input or hidden signal's change constant over "
                 f"time; weights are constant already ({', '.join(weights)})."
             )
-    request = Request(
-        sim, probes, targets, inputs, n_items, n_steps, probe_steps, selected
-    )
+    request.selected_steps = selected
     engine = choose_engine(method, request, chunk_size)
 
     sim.jacobian_info = {"engine": engine.name, "method": method}

@@ -4,29 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
-from nengo_dl import config as dl_config
 
-from nengo_jacobian.exceptions import DataError
+from nengo_jacobian.exceptions import DataError, JacobianError
 from nengo_jacobian.pullback import LanePlan
-from nengo_jacobian.request import (
-    Request,
-    check_differentiable,
-    check_rate_mode,
-    prepare_inputs,
-    resolve_probes,
-    resolve_targets,
-)
+from nengo_jacobian.request import Request, build_request
 
 
 def _request(sim, of, wrt, data, n_steps) -> Request:
-    (probe,), _ = resolve_probes(sim, of)
-    (target,), _ = resolve_targets(sim, wrt)
-    check_rate_mode(sim)
-    check_differentiable(sim, [probe], [target])
-    inputs, n_items, n_steps = prepare_inputs(sim, data, n_steps)
-    keep = dl_config.get_setting(sim.model, "keep_history", True, obj=probe)
-    steps = [n_steps if keep else 1]
-    return Request(sim, [probe], [target], inputs, n_items, n_steps, steps)
+    request, single_probe, single_target = build_request(sim, of, wrt, data, n_steps)
+    if not (single_probe and single_target):
+        raise JacobianError(
+            "vjp and jvp take one probe (`of`) and one `wrt`; call them once per pair."
+        )
+    return request
 
 
 def _vectors(request, values, row_shape, what):

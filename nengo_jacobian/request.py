@@ -514,3 +514,18 @@ def check_differentiable(sim, probes, targets) -> None:
                     f"numpy code in tf.custom_gradient to supply its Jacobian), or "
                     f"ask for a Jacobian that does not pass through it."
                 )
+
+
+def build_request(sim, of, wrt, data, n_steps) -> tuple[Request, bool, bool]:
+    """Validate everything and return ``(request, single probe?, single wrt?)``."""
+    probes, single_probe = resolve_probes(sim, of)
+    targets, single_target = resolve_targets(sim, wrt)
+    check_rate_mode(sim)
+    check_differentiable(sim, probes, targets)
+    inputs, n_items, n_steps = prepare_inputs(sim, data, n_steps)
+    probe_steps = [
+        n_steps if dl_config.get_setting(sim.model, "keep_history", True, obj=p) else 1
+        for p in probes
+    ]
+    request = Request(sim, probes, targets, inputs, n_items, n_steps, probe_steps)
+    return request, single_probe, single_target
