@@ -98,17 +98,10 @@ class Run:
         tf.Tensor
             ``(n_items, K, *wrt_shape)``.
         """
-        (probe,), _ = resolve_probes(self.sim, of)
-        (target,), _ = resolve_targets(self.sim, wrt)
-        check_differentiable(self.sim, [probe], [target])
         cotangents = tf.convert_to_tensor(cotangents, dtype=self.sim.tensor_graph.dtype)
         n_vectors = int(cotangents.shape[1])
-        plan = _plan(
-            self.sim, [probe], [target], self.n_steps, self.n_items * n_vectors
-        )
-        items, rows = self._lanes(n_vectors)
         seeds = tf.reshape(cotangents, (self.n_items * n_vectors, -1))
-        (result,) = plan.pullback(self.inputs, items, rows, seeds)
+        result = self._pull(of, wrt, n_vectors, seeds)
         return tf.reshape(result, (self.n_items, n_vectors) + tuple(result.shape[1:]))
 
     def jacobian(self, of, wrt) -> tf.Tensor:
@@ -126,17 +119,22 @@ class Run:
         tf.Tensor
             ``(n_items, steps, probe dims, *wrt_shape)``.
         """
+        _, steps, dims = self[of].shape
+        n_rows = steps * dims
+        rows = tf.constant(np.tile(np.arange(n_rows, dtype=np.int32), self.n_items))
+        result = self._pull(of, wrt, n_rows, rows)
+        return tf.reshape(result, (self.n_items, steps, dims) + tuple(result.shape[1:]))
+
+    def _pull(self, of, wrt, per_item: int, seeds: tf.Tensor) -> tf.Tensor:
+        """Pull ``per_item`` seeds per item back to ``wrt``: ``(lanes, *wrt_shape)``."""
         (probe,), _ = resolve_probes(self.sim, of)
         (target,), _ = resolve_targets(self.sim, wrt)
         check_differentiable(self.sim, [probe], [target])
-        steps = int(self[probe].shape[1])
-        dims = int(probe.size_in)
-        n_rows = steps * dims
-        plan = _plan(self.sim, [probe], [target], self.n_steps, self.n_items * n_rows)
-        items, state_rows = self._lanes(n_rows)
-        rows = tf.constant(np.tile(np.arange(n_rows, dtype=np.int32), self.n_items))
-        (result,) = plan.pullback(self.inputs, items, state_rows, rows)
-        return tf.reshape(result, (self.n_items, steps, dims) + tuple(result.shape[1:]))
+        n_lanes = self.n_items * per_item
+        plan = _plan(self.sim, [probe], [target], self.n_steps, n_lanes)
+        items, state_rows = self._lanes(per_item)
+        (result,) = plan.pullback(self.inputs, items, state_rows, seeds)
+        return result
 
 
 def _entries(sim, wrt):
