@@ -9,6 +9,7 @@ import numpy as np
 from nengo_jacobian.engines import (
     Engine,
     FiniteDifference,
+    ForwardMode,
     ReferenceLoop,
     VectorizedReverse,
 )
@@ -22,7 +23,40 @@ METHODS = {
     "reverse": VectorizedReverse,
     "loop": ReferenceLoop,
     "finite_difference": FiniteDifference,
+    "forward": ForwardMode,
 }
+
+
+#: A forward lane (a JVP by double backward) costs about this many reverse lanes.
+FORWARD_LANE_COST = 2.0
+
+
+def _auto(request: Request, chunk_size=None) -> Engine:
+    """Pick an engine by the request's shape.
+
+    Reverse mode needs one lane per output row (all targets at once); forward mode one
+    lane per input column and target, each about `FORWARD_LANE_COST` times dearer.
+    Weights always go backwards (one column per weight element), and to the reference
+    loop only when the vectorized engine has no rule for them.
+    """
+    reverse = VectorizedReverse(chunk_size=chunk_size)
+    if not reverse.supports(request):
+        return ReferenceLoop()
+    forward = ForwardMode(chunk_size=chunk_size or 256)
+    if forward.supports(request):
+        columns = sum(
+            int(
+                np.prod(
+                    request.target_shape(t)[1:]
+                    if request.tied
+                    else request.target_shape(t)
+                )
+            )
+            for t in request.targets
+        )
+        if FORWARD_LANE_COST * columns < request.n_rows:
+            return forward
+    return reverse
 
 
 def choose_engine(method, request: Request, chunk_size=None) -> Engine:
@@ -35,8 +69,7 @@ def choose_engine(method, request: Request, chunk_size=None) -> Engine:
             )
         return method
     if method == "auto":
-        engine = VectorizedReverse(chunk_size=chunk_size)
-        return engine if engine.supports(request) else ReferenceLoop()
+        return _auto(request, chunk_size)
     if method not in METHODS:
         raise JacobianError(
             f"Unknown method {method!r}; use 'auto', "
@@ -47,6 +80,8 @@ def choose_engine(method, request: Request, chunk_size=None) -> Engine:
         return VectorizedReverse(chunk_size=chunk_size)
     if method == "finite_difference":
         return FiniteDifference(chunk_size=chunk_size or 256)
+    if method == "forward":
+        return ForwardMode(chunk_size=chunk_size or 256)
     return ReferenceLoop()
 
 
@@ -97,6 +132,7 @@ def compute_jacobian(
                 f"time; weights are constant already ({', '.join(weights)})."
             )
     request.selected_steps = selected
+    request.tied = tied
     engine = choose_engine(method, request, chunk_size)
 
     sim.jacobian_info = {"engine": engine.name, "method": method}
@@ -114,7 +150,7 @@ def compute_jacobian(
                     f"entries. Check the input data and weights for extreme values "
                     f"(rates overflow), or use dtype='float64'."
                 )
-            if tied:
+            if tied and not engine.handles_tied:
                 block = block.sum(axis=3)  # the same change at every input step
             if squeeze:
                 block = block[:, 0]

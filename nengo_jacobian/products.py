@@ -48,24 +48,7 @@ def _program(sim, request, n_lanes, kind):
     cache = sim._jacobian_cache
     if key not in cache:
         plan = LanePlan(sim, request.probes, request.targets, request.n_steps, n_lanes)
-        if kind == "vjp":
-            function = plan.pullback
-        else:
-
-            def function(inputs, items, state_rows, tangents):
-                # vᵀ J z is linear in v, and its gradient w.r.t. v is J z. TensorFlow's
-                # ForwardAccumulator cannot pass NengoDL's TensorArray-based loop.
-                width = sum(
-                    n * int(p.size_in)
-                    for n, p in zip(request.probe_steps, request.probes)
-                )
-                v = tf.zeros((n_lanes, width), tangents.dtype)
-                with tf.GradientTape() as tape:
-                    tape.watch(v)
-                    (pulled,) = plan.pullback(inputs, items, state_rows, v)
-                    scalar = tf.reduce_sum(pulled * tangents)
-                return tape.gradient(scalar, v)
-
+        function = plan.pullback if kind == "vjp" else plan.pushforward
         cache[key] = tf.function(function, autograph=False)
     return cache[key]
 

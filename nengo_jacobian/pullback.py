@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import tensorflow as tf
+from nengo_dl import config as dl_config
 
 from nengo_jacobian.lanes import LaneGraph
 from nengo_jacobian.weight_rules import rules_for
@@ -70,6 +71,16 @@ class LanePlan:
         )
         self.lanes = lane_graph(sim, self.n_lanes, self.perturbed, self.tapped)
         self.probe_index = [sim.model.probes.index(p) for p in probes]
+        #: Number of flattened output rows over the plan's probes.
+        self.width = sum(
+            (
+                self.n_steps
+                if dl_config.get_setting(sim.model, "keep_history", True, obj=p)
+                else 1
+            )
+            * int(p.size_in)
+            for p in probes
+        )
         inputs = {n: i for i, n in enumerate(sim.tensor_graph.invariant_inputs)}
         self.specs = []
         for t in self.targets:
@@ -172,3 +183,29 @@ class LanePlan:
                     )
                 )
         return outputs
+
+    def pushforward(self, inputs, items, state_rows, tangents) -> tf.Tensor:
+        """Per-lane Jacobian-vector products ``∂(probe rows)/∂target · z``.
+
+        TensorFlow's ``ForwardAccumulator`` cannot pass NengoDL's TensorArray-based
+        loop, so this transposes the vector-Jacobian product: ``vᵀ J z`` is linear in
+        ``v`` and its gradient w.r.t. ``v`` is ``J z`` (exact; one more backward pass).
+
+        Parameters
+        ----------
+        inputs, items, state_rows
+            As for `pullback`.
+        tangents : tf.Tensor
+            ``(n_lanes, *target_shape)`` for the plan's single target.
+
+        Returns
+        -------
+        tf.Tensor
+            ``(n_lanes, n_rows)`` over the flattened, concatenated probes.
+        """
+        v = tf.zeros((self.n_lanes, self.width), tangents.dtype)
+        with tf.GradientTape() as tape:
+            tape.watch(v)
+            (pulled,) = self.pullback(inputs, items, state_rows, v)
+            scalar = tf.reduce_sum(pulled * tangents)
+        return tape.gradient(scalar, v)

@@ -162,6 +162,8 @@ class Request:
         Number of output steps of each probe (1 with ``keep_history=False``).
     selected_steps : list of numpy.ndarray or None
         The output steps asked for, per probe (None: all).
+    tied : bool
+        Whether input and hidden targets are held constant over time.
     """
 
     sim: object
@@ -172,6 +174,7 @@ class Request:
     n_steps: int
     probe_steps: list = field(default_factory=list)
     selected_steps: list | None = None
+    tied: bool = False
 
     @property
     def probe_sizes(self) -> list[int]:

@@ -432,7 +432,7 @@ def test_finite_difference_engine(make_sim, dtype, tolerance):
         sim.jacobian(net.probe, net.c_ab, x, method="finite_difference")
 
 
-@pytest.mark.parametrize("method", ["reverse", "loop", "finite_difference"])
+@pytest.mark.parametrize("method", ["reverse", "loop", "finite_difference", "forward"])
 def test_output_steps_and_tied(make_sim, method):
     net = two_layer_net(nengo.Sigmoid(tau_ref=0.002), n_neurons=15, dtype="float64")
     sim = make_sim(net, minibatch_size=2)
@@ -487,3 +487,37 @@ def test_vjp_and_jvp_match_the_jacobian(make_sim):
         assert max_rel_error(pushed, expected) < 1e-5
     with pytest.raises(nengo_jacobian.DataError, match=r"cotangents must have shape"):
         sim.vjp(net.probe, net.stim, np.zeros((2, 4, 2)), x)
+
+
+def test_forward_mode_matches_reverse(make_sim):
+    net = two_layer_net(nengo.LIF(), n_neurons=15)
+    sim = make_sim(net, minibatch_size=2)
+    x = random_inputs(2, 5, 2)
+    wrt = [net.stim, nengo_jacobian.Hidden(net.b.neurons)]
+    reverse = sim.jacobian(net.probe, wrt, x)
+    forward = sim.jacobian(net.probe, wrt, x, method="forward", chunk_size=7)
+    assert sim.jacobian_info["engine"] == "forward"
+    for key in wrt:
+        assert max_rel_error(forward[key], reverse[key]) < 1e-5
+    with pytest.raises(NotImplementedError, match="use method='reverse' for weights"):
+        sim.jacobian(net.probe, net.c_ab, x, method="forward")
+
+
+def test_auto_picks_by_shape(make_sim):
+    net = two_layer_net(nengo.RectifiedLinear(), n_neurons=10)
+    with net:
+        wide = nengo.Probe(net.b.neurons, synapse=None)
+    sim = make_sim(net)
+    x = random_inputs(1, 6, 2)
+    # 60 output rows (6 steps x 10 neurons) against 2 tied input columns: forward
+    tied = sim.jacobian(wide, net.stim, x, tied=True)
+    assert sim.jacobian_info["engine"] == "forward"
+    assert (
+        max_rel_error(tied, sim.jacobian(wide, net.stim, x, method="reverse").sum(3))
+        < 1e-5
+    )
+    # 12 output rows against 12 input columns: reverse
+    sim.jacobian(net.probe, net.stim, x)
+    assert sim.jacobian_info["engine"] == "reverse"
+    sim.jacobian(wide, net.c_ab, x)  # weights go backwards
+    assert sim.jacobian_info["engine"] == "reverse"

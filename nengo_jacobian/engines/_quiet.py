@@ -7,7 +7,12 @@ warns about "retracing" after a few different requests although nothing is retra
 
 import logging
 
-_OURS = ("LanePlan.pullback", "_row_gradient.<locals>.row_gradient")
+_OURS = (
+    "LanePlan.pullback",
+    "LanePlan.pushforward",
+    "_row_gradient.<locals>.row_gradient",
+    "_program.<locals>.program",
+)
 
 
 class _RetracingFilter(logging.Filter):

@@ -19,6 +19,10 @@ class Engine(abc.ABC):
     #: Short name shown in `nengo_jacobian.Simulator.jacobian_info`.
     name = "engine"
 
+    #: Whether `compute` returns time-tied results itself when ``request.tied`` (else
+    #: the per-step result is summed over input steps afterwards).
+    handles_tied = False
+
     @abc.abstractmethod
     def compute(self, request: Request) -> dict:
         """Return ``{target: array}`` with one array per target.
