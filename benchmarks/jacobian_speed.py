@@ -97,6 +97,7 @@ def main() -> None:
                     args.tape_repeats,
                 )
             rows.append((case, ours, loop, tape, info))
+        engines = engine_table(sim, out, stim, x, args.repeats)
 
     print(
         f"\nJacobian speed: 4-d input -> 2 x {args.neurons} LIF -> 4-d probe, "
@@ -125,7 +126,32 @@ def main() -> None:
         "\nTargets (issue 2): ours >= 15x faster than the reference loop for both "
         "requests (warm medians)."
     )
+    print(engines)
     training_table(net, stim, out, x, args.repeats)
+
+
+def engine_table(sim, out, stim, x, repeats: int) -> str:
+    """Every engine on input requests (full and time-tied), with auto's choice."""
+    lines = [
+        "\nEngines on d out/d input (warm median / first call, seconds; ratio = warm "
+        "/ best warm)",
+        f"{'request':<14}{'method':<20}{'engine':<19}{'first call':>11}{'warm':>9}"
+        f"{'ratio':>8}",
+    ]
+    for name, tied in (("full", False), ("time-tied", True)):
+        timings = {}
+        for method in ("reverse", "forward", "finite_difference", "auto"):
+            timings[method] = timed(
+                lambda m=method, t=tied: sim.jacobian(out, stim, x, tied=t, method=m),
+                repeats,
+            ) + (sim.jacobian_info["engine"],)
+        best = min(w for m, (_, w, _) in timings.items() if m != "auto")
+        for method, (first, warm, engine) in timings.items():
+            lines.append(
+                f"{name:<14}{method:<20}{engine:<19}{first:>11.3f}{warm:>9.4f}"
+                f"{warm / best:>7.2f}x"
+            )
+    return "\n".join(lines)
 
 
 def training_table(net, stim, out, x, repeats: int) -> None:
