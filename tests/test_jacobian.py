@@ -212,7 +212,9 @@ def test_result_structure(make_sim):
     nested = sim.jacobian([net.probe, p_a], [net.stim, net.b.neurons], x)
     assert nested[p_a][net.b.neurons].shape == (1, 4, 2, 10)
     assert np.all(nested[p_a][net.b.neurons] == 0)  # a does not depend on b
-    np.testing.assert_allclose(nested[net.probe][net.stim], by_probe[net.probe])
+    # different requests run different lane graphs (and may pick different engines):
+    # equal up to float32 rounding
+    assert max_rel_error(nested[net.probe][net.stim], by_probe[net.probe]) < 1e-5
 
 
 def test_jacobian_reads_live_weights(make_sim):
