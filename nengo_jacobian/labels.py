@@ -133,6 +133,23 @@ class WeightEntry:
     ----------
     shape : tuple of int
         Shape of the weight, as Nengo reports it in ``sim.data``.
+
+    Examples
+    --------
+    >>> import nengo, numpy as np, nengo_jacobian
+    >>> with nengo.Network(seed=0) as net:
+    ...     stim = nengo.Node(np.zeros(2), label="stim")
+    ...     relu = nengo.RectifiedLinear()
+    ...     ens = nengo.Ensemble(10, 2, neuron_type=relu, label="ens")
+    ...     conn = nengo.Connection(ens, ens, synapse=0.01, label="rec")
+    ...     _ = nengo.Connection(stim, ens, synapse=None)
+    ...     out = nengo.Probe(ens, synapse=None, label="out")
+
+    >>> with nengo_jacobian.Simulator(net, progress_bar=False) as sim:
+    ...     entry = sim.weights[conn]
+    ...     entry.assign(np.ones(entry.shape))
+    ...     print(entry.name, entry.shape, np.all(sim.data[conn].weights == 1))
+    rec.weights (2, 10) True
     """
 
     def __init__(self, obj, attr, name, path, signal, variable, rows, trainable):
@@ -234,6 +251,26 @@ class WeightTable:
     ----------
     sim : nengo_dl.Simulator
         A built simulator.
+
+    Examples
+    --------
+    >>> import nengo, numpy as np, nengo_jacobian
+    >>> with nengo.Network(seed=0) as net:
+    ...     stim = nengo.Node(np.zeros(2), label="stim")
+    ...     relu = nengo.RectifiedLinear()
+    ...     ens = nengo.Ensemble(10, 2, neuron_type=relu, label="ens")
+    ...     conn = nengo.Connection(ens, ens, synapse=0.01, label="rec")
+    ...     _ = nengo.Connection(stim, ens, synapse=None)
+    ...     out = nengo.Probe(ens, synapse=None, label="out")
+
+    >>> with nengo_jacobian.Simulator(net, progress_bar=False) as sim:
+    ...     print(sim.weights.names)
+    ...     same = sim.weights[ens] is sim.weights[ens, "encoders"]
+    ...     stored = sim.data[ens].scaled_encoders
+    ...     live = np.array_equal(sim.weights[ens].read(), stored)
+    ['ens.scaled_encoders', 'ens.neurons.bias', 'rec.weights']
+    >>> same, live
+    (True, True)
     """
 
     def __init__(self, sim):

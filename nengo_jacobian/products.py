@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from nengo_jacobian.exceptions import DataError, JacobianError
-from nengo_jacobian.pullback import LanePlan
+from nengo_jacobian.pullback import compiled, lane_plan
 from nengo_jacobian.request import Request, build_request
 
 
@@ -37,20 +37,9 @@ def _vectors(request, values, row_shape, what):
     raise DataError(f"{what} has shape {values.shape}; too many axes.")
 
 
-def _program(sim, request, n_lanes, kind):
-    key = (
-        kind,
-        n_lanes,
-        sim.model.probes.index(request.probes[0]),
-        request.targets[0].identity,
-        request.n_steps,
-    )
-    cache = sim._jacobian_cache
-    if key not in cache:
-        plan = LanePlan(sim, request.probes, request.targets, request.n_steps, n_lanes)
-        function = plan.pullback if kind == "vjp" else plan.pushforward
-        cache[key] = tf.function(function, autograph=False)
-    return cache[key]
+def _program(sim, request, n_lanes, method):
+    plan = lane_plan(sim, request.probes, request.targets, request.n_steps, n_lanes)
+    return compiled(sim, plan, method)
 
 
 def _lanes(request, n_vectors):
@@ -65,7 +54,7 @@ def vjp(sim, of, wrt, cotangents, data=None, n_steps=None) -> np.ndarray:
     probe_shape = (request.probe_steps[0], request.probe_sizes[0])
     v, batched = _vectors(request, cotangents, probe_shape, "cotangents")
     n_vectors = v.shape[1]
-    program = _program(sim, request, request.n_items * n_vectors, "vjp")
+    program = _program(sim, request, request.n_items * n_vectors, "pullback")
     items, rows = _lanes(request, n_vectors)
     (result,) = program(
         [tf.constant(x) for x in request.inputs],
@@ -85,7 +74,7 @@ def jvp(sim, of, wrt, tangents, data=None, n_steps=None) -> np.ndarray:
     (target,) = request.targets
     z, batched = _vectors(request, tangents, request.target_shape(target), "tangents")
     n_vectors = z.shape[1]
-    program = _program(sim, request, request.n_items * n_vectors, "jvp")
+    program = _program(sim, request, request.n_items * n_vectors, "pushforward")
     items, rows = _lanes(request, n_vectors)
     result = program(
         [tf.constant(x) for x in request.inputs],

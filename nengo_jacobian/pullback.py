@@ -33,6 +33,30 @@ def lane_graph(sim, n_lanes: int, perturbed=(), tapped=()) -> LaneGraph:
     return cache[key]
 
 
+def lane_plan(sim, probes, targets, n_steps: int, n_lanes: int) -> LanePlan:
+    """The simulator's cached `LanePlan` for these probes, targets, steps and lanes."""
+    key = (
+        "plan",
+        int(n_lanes),
+        int(n_steps),
+        tuple(sim.model.probes.index(p) for p in probes),
+        tuple(t.identity for t in targets),
+    )
+    cache = sim._jacobian_cache
+    if key not in cache:
+        cache[key] = LanePlan(sim, probes, targets, n_steps, n_lanes)
+    return cache[key]
+
+
+def compiled(sim, plan: LanePlan, method: str):
+    """``tf.function`` of ``plan.pullback`` or ``plan.pushforward``, traced once."""
+    key = ("compiled", id(plan), method)
+    cache = sim._jacobian_cache
+    if key not in cache:
+        cache[key] = tf.function(getattr(plan, method), autograph=False)
+    return cache[key]
+
+
 class LanePlan:
     """How to pull cotangents on probes back to targets, ``n_lanes`` at a time.
 

@@ -173,6 +173,25 @@ class Simulator(nengo_dl.Simulator):
         -------
         numpy.ndarray
             ``(n_items, [K,] *wrt_shape)``.
+
+        Examples
+        --------
+        >>> import nengo, numpy as np, nengo_jacobian
+        >>> with nengo.Network(seed=0) as net:
+        ...     stim = nengo.Node(np.zeros(2), label="stim")
+        ...     relu = nengo.RectifiedLinear()
+        ...     ens = nengo.Ensemble(10, 2, neuron_type=relu, label="ens")
+        ...     conn = nengo.Connection(ens, ens, synapse=0.01, label="rec")
+        ...     _ = nengo.Connection(stim, ens, synapse=None)
+        ...     out = nengo.Probe(ens, synapse=None, label="out")
+
+        >>> x = np.full((1, 3, 2), 0.5)
+        >>> with nengo_jacobian.Simulator(net, progress_bar=False) as sim:
+        ...     v = np.ones((1, 3, 2))                      # one cotangent per item
+        ...     vjp = sim.vjp(out, stim, v, x)              # (items, steps, stim dims)
+        ...     jac = sim.jacobian(out, stim, x)
+        >>> vjp.shape, bool(np.allclose(vjp, jac.sum(axis=(1, 2)), atol=1e-6))
+        ((1, 3, 2), True)
         """
         return products.vjp(self, of, wrt, cotangents, data, n_steps)
 
@@ -197,6 +216,24 @@ class Simulator(nengo_dl.Simulator):
         -------
         numpy.ndarray
             ``(n_items, [K,] steps, probe dims)``.
+
+        Examples
+        --------
+        >>> import nengo, numpy as np, nengo_jacobian
+        >>> with nengo.Network(seed=0) as net:
+        ...     stim = nengo.Node(np.zeros(2), label="stim")
+        ...     relu = nengo.RectifiedLinear()
+        ...     ens = nengo.Ensemble(10, 2, neuron_type=relu, label="ens")
+        ...     conn = nengo.Connection(ens, ens, synapse=0.01, label="rec")
+        ...     _ = nengo.Connection(stim, ens, synapse=None)
+        ...     out = nengo.Probe(ens, synapse=None, label="out")
+
+        >>> x = np.full((1, 3, 2), 0.5)
+        >>> with nengo_jacobian.Simulator(net, progress_bar=False) as sim:
+        ...     z = np.ones((1, 2, 3, 2))                   # K=2 directions per item
+        ...     jvp = sim.jvp(out, stim, z, x)  # (items, K, steps, out dims)
+        >>> jvp.shape
+        (1, 2, 3, 2)
         """
         return products.jvp(self, of, wrt, tangents, data, n_steps)
 
@@ -224,6 +261,26 @@ class Simulator(nengo_dl.Simulator):
         loss : float
         grads : dict
             ``{weight as given (or WeightEntry): numpy array of the weight's shape}``.
+
+        Examples
+        --------
+        >>> import nengo, numpy as np, nengo_jacobian
+        >>> with nengo.Network(seed=0) as net:
+        ...     stim = nengo.Node(np.zeros(2), label="stim")
+        ...     relu = nengo.RectifiedLinear()
+        ...     ens = nengo.Ensemble(10, 2, neuron_type=relu, label="ens")
+        ...     conn = nengo.Connection(ens, ens, synapse=0.01, label="rec")
+        ...     _ = nengo.Connection(stim, ens, synapse=None)
+        ...     out = nengo.Probe(ens, synapse=None, label="out")
+
+        >>> import tensorflow as tf
+        >>> def loss_fn(run):
+        ...     return tf.reduce_sum(tf.square(run[out]))
+        >>> with nengo_jacobian.Simulator(net, progress_bar=False) as sim:
+        ...     x = np.full((1, 3, 2), 0.5)
+        ...     loss, grads = sim.gradients(loss_fn, x, wrt=[conn])
+        >>> grads[conn].shape
+        (2, 10)
         """
         return training.gradients(self, loss_fn, data, n_steps, wrt)
 
@@ -250,6 +307,28 @@ class Simulator(nengo_dl.Simulator):
         -------
         float
             The loss before the step.
+
+        Examples
+        --------
+        >>> import nengo, numpy as np, nengo_jacobian
+        >>> with nengo.Network(seed=0) as net:
+        ...     stim = nengo.Node(np.zeros(2), label="stim")
+        ...     relu = nengo.RectifiedLinear()
+        ...     ens = nengo.Ensemble(10, 2, neuron_type=relu, label="ens")
+        ...     conn = nengo.Connection(ens, ens, synapse=0.01, label="rec")
+        ...     _ = nengo.Connection(stim, ens, synapse=None)
+        ...     out = nengo.Probe(ens, synapse=None, label="out")
+
+        >>> import tensorflow as tf
+        >>> def loss_fn(run):
+        ...     return tf.reduce_sum(tf.square(run[out]))
+        >>> x = np.full((1, 3, 2), 0.5)
+        >>> with nengo_jacobian.Simulator(net, progress_bar=False) as sim:
+        ...     optimizer = tf.keras.optimizers.SGD(1e-5)
+        ...     first = sim.train_step(loss_fn, optimizer, x, wrt=conn)
+        ...     second = sim.train_step(loss_fn, optimizer, x, wrt=conn)
+        >>> second < first
+        True
         """
         return training.train_step(self, loss_fn, optimizer, data, n_steps, wrt)
 

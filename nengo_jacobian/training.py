@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from nengo_jacobian.exceptions import JacobianError
-from nengo_jacobian.pullback import LanePlan
+from nengo_jacobian.pullback import lane_plan
 from nengo_jacobian.request import (
     check_differentiable,
     check_rate_mode,
@@ -23,20 +23,6 @@ from nengo_jacobian.request import (
     resolve_probes,
     resolve_targets,
 )
-
-
-def _plan(sim, probes, targets, n_steps, n_lanes) -> LanePlan:
-    key = (
-        "plan",
-        n_lanes,
-        n_steps,
-        tuple(sim.model.probes.index(p) for p in probes),
-        tuple(t.identity for t in targets),
-    )
-    cache = sim._jacobian_cache
-    if key not in cache:
-        cache[key] = LanePlan(sim, probes, targets, n_steps, n_lanes)
-    return cache[key]
 
 
 class Run:
@@ -56,6 +42,27 @@ class Run:
         ``sim.tensor_graph.invariant_inputs``.
     n_steps : int
         Number of steps.
+
+    Examples
+    --------
+    >>> import nengo, numpy as np, nengo_jacobian
+    >>> with nengo.Network(seed=0) as net:
+    ...     stim = nengo.Node(np.zeros(2), label="stim")
+    ...     relu = nengo.RectifiedLinear()
+    ...     ens = nengo.Ensemble(10, 2, neuron_type=relu, label="ens")
+    ...     conn = nengo.Connection(ens, ens, synapse=0.01, label="rec")
+    ...     _ = nengo.Connection(stim, ens, synapse=None)
+    ...     out = nengo.Probe(ens, synapse=None, label="out")
+
+    >>> import tensorflow as tf
+    >>> def loss_fn(run):
+    ...     y = run[out]                                 # (items, steps, 2)
+    ...     jac = run.jacobian(out, stim)                # (items, steps, 2, steps, 2)
+    ...     return tf.reduce_mean(tf.square(y)) + tf.reduce_sum(tf.square(jac))
+    >>> with nengo_jacobian.Simulator(net, progress_bar=False) as sim:
+    ...     loss, grads = sim.gradients(loss_fn, np.full((1, 3, 2), 0.5), wrt=conn)
+    >>> grads[conn].shape
+    (2, 10)
     """
 
     def __init__(self, sim, inputs: Sequence[tf.Tensor], n_steps: int):
@@ -75,7 +82,7 @@ class Run:
         """``(n_items, steps, probe.size_in)``: a probe's output in this run."""
         if self._outputs is None:
             probes = list(self.sim.model.probes)
-            plan = _plan(self.sim, probes, [], self.n_steps, self.n_items)
+            plan = lane_plan(self.sim, probes, [], self.n_steps, self.n_items)
             items, rows = self._lanes(1)
             self._outputs = dict(zip(probes, plan.outputs(self.inputs, items, rows)))
         (probe,), _ = resolve_probes(self.sim, probe)
@@ -131,7 +138,7 @@ class Run:
         (target,), _ = resolve_targets(self.sim, wrt)
         check_differentiable(self.sim, [probe], [target])
         n_lanes = self.n_items * per_item
-        plan = _plan(self.sim, [probe], [target], self.n_steps, n_lanes)
+        plan = lane_plan(self.sim, [probe], [target], self.n_steps, n_lanes)
         items, state_rows = self._lanes(per_item)
         (result,) = plan.pullback(self.inputs, items, state_rows, seeds)
         return result

@@ -11,6 +11,7 @@ _OURS = (
     "LanePlan.pullback",
     "LanePlan.pushforward",
     "_row_gradient.<locals>.row_gradient",
+    "_step_function.<locals>.step",
     "_program.<locals>.program",
 )
 

@@ -14,6 +14,12 @@ class Engine(abc.ABC):
 
     Subclasses implement `compute`; `nengo_jacobian.Simulator.jacobian` validates the
     request, calls it and shapes the result.
+
+    Examples
+    --------
+    >>> from nengo_jacobian.engines import Engine, VectorizedReverse
+    >>> issubclass(VectorizedReverse, Engine), VectorizedReverse.name
+    (True, 'reverse')
     """
 
     #: Short name shown in `nengo_jacobian.Simulator.jacobian_info`.

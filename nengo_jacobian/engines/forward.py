@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from nengo_jacobian.engines.base import Engine
-from nengo_jacobian.pullback import LanePlan
+from nengo_jacobian.pullback import compiled, lane_plan
 from nengo_jacobian.request import Request
 
 
@@ -29,6 +29,25 @@ class ForwardMode(Engine):
     ----------
     chunk_size : int
         Maximum number of lanes (columns over all items) per pass.
+
+    Examples
+    --------
+    >>> import nengo, numpy as np, nengo_jacobian
+    >>> with nengo.Network(seed=0) as net:
+    ...     stim = nengo.Node(np.zeros(2), label="stim")
+    ...     relu = nengo.RectifiedLinear()
+    ...     ens = nengo.Ensemble(10, 2, neuron_type=relu, label="ens")
+    ...     conn = nengo.Connection(ens, ens, synapse=0.01, label="rec")
+    ...     _ = nengo.Connection(stim, ens, synapse=None)
+    ...     out = nengo.Probe(ens, synapse=None, label="out")
+
+    >>> from nengo_jacobian.engines import ForwardMode
+    >>> x = np.full((1, 3, 2), 0.5)
+    >>> with nengo_jacobian.Simulator(net, progress_bar=False) as sim:
+    ...     jac = sim.jacobian(out, stim, x, method=ForwardMode())
+    ...     reference = sim.jacobian(out, stim, x, method="reverse")
+    >>> jac.shape, bool(np.allclose(jac, reference, rtol=1e-3, atol=1e-5))
+    ((1, 3, 2, 3, 2), True)
     """
 
     name = "forward"
@@ -65,7 +84,8 @@ class ForwardMode(Engine):
             total = request.n_items * n_columns
             n_chunks = math.ceil(total / self.chunk_size)
             n_lanes = math.ceil(total / n_chunks)
-            program = _program(sim, request, target, n_lanes)
+            plan = lane_plan(sim, request.probes, [target], request.n_steps, n_lanes)
+            program = compiled(sim, plan, "pushforward")
             out = np.zeros((total, request.n_rows), dtype)
             inputs = [tf.constant(x) for x in request.inputs]
             for chunk in range(n_chunks):
@@ -90,18 +110,3 @@ class ForwardMode(Engine):
             results[target] = out.reshape((request.n_items, request.n_rows) + shape)
         sim.jacobian_info.update(passes=passes)
         return results
-
-
-def _program(sim, request: Request, target, n_lanes: int):
-    key = (
-        "forward",
-        n_lanes,
-        tuple(sim.model.probes.index(p) for p in request.probes),
-        target.identity,
-        request.n_steps,
-    )
-    cache = sim._jacobian_cache
-    if key not in cache:
-        plan = LanePlan(sim, request.probes, [target], request.n_steps, n_lanes)
-        cache[key] = tf.function(plan.pushforward, autograph=False)
-    return cache[key]

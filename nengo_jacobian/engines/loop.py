@@ -22,6 +22,25 @@ class ReferenceLoop(Engine):
 
     The simulator's variables (saved state, and weights that learning rules change)
     are restored after every pass, so the loop leaves the simulator as it found it.
+
+    Examples
+    --------
+    >>> import nengo, numpy as np, nengo_jacobian
+    >>> with nengo.Network(seed=0) as net:
+    ...     stim = nengo.Node(np.zeros(2), label="stim")
+    ...     relu = nengo.RectifiedLinear()
+    ...     ens = nengo.Ensemble(10, 2, neuron_type=relu, label="ens")
+    ...     conn = nengo.Connection(ens, ens, synapse=0.01, label="rec")
+    ...     _ = nengo.Connection(stim, ens, synapse=None)
+    ...     out = nengo.Probe(ens, synapse=None, label="out")
+
+    >>> from nengo_jacobian.engines import ReferenceLoop
+    >>> x = np.full((1, 3, 2), 0.5)
+    >>> with nengo_jacobian.Simulator(net, progress_bar=False) as sim:
+    ...     jac = sim.jacobian(out, stim, x, method=ReferenceLoop())
+    ...     reference = sim.jacobian(out, stim, x, method="reverse")
+    >>> jac.shape, bool(np.allclose(jac, reference, rtol=1e-3, atol=1e-5))
+    ((1, 3, 2, 3, 2), True)
     """
 
     name = "loop"

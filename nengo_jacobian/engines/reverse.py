@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from nengo_jacobian.engines.base import Engine
-from nengo_jacobian.pullback import LanePlan
+from nengo_jacobian.pullback import compiled, lane_plan
 from nengo_jacobian.request import Request
 from nengo_jacobian.weight_rules import rules_for
 
@@ -36,6 +36,25 @@ class VectorizedReverse(Engine):
     A lane graph is built (a few hundred ms for small networks) for each distinct
     number of lanes, and its ``tf.function`` is traced once per request signature;
     both are cached on the simulator, so repeated requests pay neither.
+
+    Examples
+    --------
+    >>> import nengo, numpy as np, nengo_jacobian
+    >>> with nengo.Network(seed=0) as net:
+    ...     stim = nengo.Node(np.zeros(2), label="stim")
+    ...     relu = nengo.RectifiedLinear()
+    ...     ens = nengo.Ensemble(10, 2, neuron_type=relu, label="ens")
+    ...     conn = nengo.Connection(ens, ens, synapse=0.01, label="rec")
+    ...     _ = nengo.Connection(stim, ens, synapse=None)
+    ...     out = nengo.Probe(ens, synapse=None, label="out")
+
+    >>> from nengo_jacobian.engines import VectorizedReverse
+    >>> x = np.full((1, 3, 2), 0.5)
+    >>> with nengo_jacobian.Simulator(net, progress_bar=False) as sim:
+    ...     jac = sim.jacobian(out, stim, x, method=VectorizedReverse(chunk_size=4))
+    ...     reference = sim.jacobian(out, stim, x, method="reverse")
+    >>> jac.shape, bool(np.allclose(jac, reference, rtol=1e-3, atol=1e-5))
+    ((1, 3, 2, 3, 2), True)
     """
 
     name = "reverse"
@@ -67,7 +86,8 @@ class VectorizedReverse(Engine):
         cap = self.chunk_size or self.max_lanes
         n_chunks = math.ceil(total / cap)
         n_lanes = math.ceil(total / n_chunks)
-        program = _program(sim, request, n_lanes)
+        plan = lane_plan(sim, request.probes, request.targets, request.n_steps, n_lanes)
+        program = compiled(sim, plan, "pullback")
 
         dtype = np.dtype(sim.tensor_graph.dtype)
         results = {
@@ -92,19 +112,3 @@ class VectorizedReverse(Engine):
             t: r.reshape((request.n_items, n_rows) + r.shape[1:])
             for t, r in results.items()
         }
-
-
-def _program(sim, request: Request, n_lanes: int):
-    """The cached ``tf.function`` computing one chunk of lanes."""
-    key = (
-        "reverse",
-        n_lanes,
-        tuple(sim.model.probes.index(p) for p in request.probes),
-        tuple(t.identity for t in request.targets),
-        request.n_steps,
-    )
-    cache = sim._jacobian_cache
-    if key not in cache:
-        plan = LanePlan(sim, request.probes, request.targets, request.n_steps, n_lanes)
-        cache[key] = tf.function(plan.pullback, autograph=False)
-    return cache[key]
