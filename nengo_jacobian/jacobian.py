@@ -106,7 +106,7 @@ def _select_steps(output_steps, probes, probe_steps):
     return selected, squeeze
 
 
-def compute_jacobian(
+def compute_blocks(
     sim,
     of,
     wrt,
@@ -117,9 +117,17 @@ def compute_jacobian(
     output_steps=None,
     tied=False,
 ):
-    """Jacobian of probe outputs w.r.t. input Nodes and weights.
+    """Compute every (probe, target) block of a Jacobian request.
 
-    See `nengo_jacobian.Simulator.jacobian`, which is the public entry point.
+    Returns
+    -------
+    request : Request
+    blocks : dict
+        ``{(probe, target.key): array}`` in request order.
+    single : tuple of bool
+        Whether one probe and one target were asked for (not in lists).
+    squeeze : bool
+        Whether ``output_steps`` was an int (the output-step axis is dropped).
     """
     request, single_probe, single_target = build_request(sim, of, wrt, data, n_steps)
     probes, targets = request.probes, request.targets
@@ -140,7 +148,7 @@ def compute_jacobian(
     by_target = engine.compute(request)
     sim.jacobian_info["seconds"] = time.perf_counter() - start
 
-    result = {}
+    blocks = {}
     for t in targets:
         for p, block in zip(probes, split_rows(request, by_target[t])):
             if not np.all(np.isfinite(block)):
@@ -154,7 +162,20 @@ def compute_jacobian(
                 block = block.sum(axis=3)  # the same change at every input step
             if squeeze:
                 block = block[:, 0]
-            result[(p, t.key)] = block
+            blocks[(p, t.key)] = block
+    return request, blocks, (single_probe, single_target), squeeze
+
+
+def compute_jacobian(sim, of, wrt, data=None, n_steps=None, **options):
+    """Jacobian of probe outputs w.r.t. input Nodes and weights.
+
+    See `nengo_jacobian.Simulator.jacobian`, which is the public entry point;
+    ``options`` are its keyword arguments.
+    """
+    request, result, (single_probe, single_target), _ = compute_blocks(
+        sim, of, wrt, data, n_steps, **options
+    )
+    probes, targets = request.probes, request.targets
     if single_probe and single_target:
         return result[(probes[0], targets[0].key)]
     if single_target:

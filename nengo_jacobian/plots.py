@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
+
+
+def _pyplot():
+    """Return pyplot, on a file-only backend unless one was chosen already."""
+    import matplotlib
+
+    if "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def input_jacobian_heatmap(
@@ -32,10 +44,31 @@ def input_jacobian_heatmap(
     item : int
         Which minibatch item to show.
     """
-    import matplotlib
+    plt = _pyplot()
+    fig = input_jacobian_figure(
+        jacobian, probe_name=probe_name, node_name=node_name, dt=dt, item=item
+    )
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def input_jacobian_figure(
+    jacobian: np.ndarray,
+    *,
+    probe_name: str,
+    node_name: str,
+    dt: float = 0.001,
+    item: int = 0,
+):
+    """∂probe/∂input of one item as a time × time heatmap figure.
+
+    Parameters are those of `input_jacobian_heatmap` without ``path``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    plt = _pyplot()
 
     jac = np.asarray(jacobian)[item]  # (t_out, i, t_in, j)
     n_out, dims_out, n_in, dims_in = jac.shape
@@ -69,11 +102,11 @@ def input_jacobian_heatmap(
                 ax.set_ylabel(f"output time of {probe_name} (s)")
     fig.colorbar(image, ax=axes, shrink=0.8, label="∂ output / ∂ input")
     fig.suptitle(
-        f"Jacobian of Probe {probe_name!r} w.r.t. Node {node_name!r} "
+        f"Jacobian of Probe {probe_name!r} w.r.t. {node_name!r} "
         f"(rate mode, item {item})"
     )
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fig.set_label(f"d_{probe_name}_d_{node_name}")
+    return fig
 
 
 def weight_sensitivity_bars(
@@ -90,11 +123,22 @@ def weight_sensitivity_bars(
     probe_name : str
         Name of the probe, for the title.
     """
-    import matplotlib
+    plt = _pyplot()
+    fig = weight_sensitivity_figure(norms, probe_name=probe_name)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def weight_sensitivity_figure(norms: dict, *, probe_name: str):
+    """Bar chart of ‖∂probe/∂W‖_F per labelled weight.
+
+    Parameters are those of `weight_sensitivity_bars` without ``path``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    plt = _pyplot()
     names = sorted(norms, key=norms.get)
     fig, ax = plt.subplots(
         figsize=(7, 0.45 * len(names) + 1.4), constrained_layout=True
@@ -103,5 +147,5 @@ def weight_sensitivity_bars(
     ax.set_xscale("log")
     ax.set_xlabel(f"‖∂ {probe_name} / ∂ weight‖ (Frobenius, all steps)")
     ax.set_title(f"Sensitivity of Probe {probe_name!r} to each labelled weight")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fig.set_label(f"weight_sensitivity_{probe_name}")
+    return fig

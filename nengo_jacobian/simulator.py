@@ -7,8 +7,9 @@ import numpy as np
 
 from nengo_jacobian import products, training
 from nengo_jacobian._settings import forced_setting
-from nengo_jacobian.jacobian import compute_jacobian
+from nengo_jacobian.jacobian import compute_blocks, compute_jacobian
 from nengo_jacobian.labels import WeightTable
+from nengo_jacobian.results import JacobianResult, build_result
 
 
 class Simulator(nengo_dl.Simulator):
@@ -152,6 +153,60 @@ class Simulator(nengo_dl.Simulator):
             output_steps=output_steps,
             tied=tied,
         )
+
+    def labelled_jacobian(
+        self,
+        of,
+        wrt,
+        data=None,
+        n_steps: int | None = None,
+        *,
+        method="auto",
+        chunk_size: int | None = None,
+        output_steps: int | slice | list | None = None,
+        tied: bool = False,
+    ) -> JacobianResult:
+        """`jacobian`, returned as a labelled `~nengo_jacobian.results.JacobianResult`.
+
+        Same arguments and numbers as `jacobian`. The result names every axis
+        (``minibatch``, ``time``, ``probe_dim``, ``input_time``, ``input_dim`` or the
+        weight's axes), carries coordinates (times in seconds) and the Nengo names of
+        probes and weights, converts to xarray, saves to NetCDF / ``.npz``, prints a
+        summary and plots itself.
+
+        Returns
+        -------
+        JacobianResult
+
+        Examples
+        --------
+        >>> import nengo, numpy as np, nengo_jacobian
+        >>> with nengo.Network(seed=0) as net:
+        ...     stim = nengo.Node(np.zeros(1), label="stim")
+        ...     relu = nengo.RectifiedLinear()
+        ...     ens = nengo.Ensemble(5, 1, neuron_type=relu, label="a")
+        ...     _ = nengo.Connection(stim, ens, synapse=None)
+        ...     out = nengo.Probe(ens, synapse=0.01, label="out")
+        >>> with nengo_jacobian.Simulator(net, progress_bar=False) as sim:
+        ...     result = sim.labelled_jacobian(out, stim, n_steps=3)
+        >>> da = result.to_dataarray()
+        >>> da.dims
+        ('minibatch', 'time', 'probe_dim', 'input_time', 'input_dim')
+        >>> da.coords["time"].values.round(3).tolist()  # seconds, as in sim.trange()
+        [0.001, 0.002, 0.003]
+        """
+        request, blocks, _, squeeze = compute_blocks(
+            self,
+            of,
+            wrt,
+            data,
+            n_steps,
+            method=method,
+            chunk_size=chunk_size,
+            output_steps=output_steps,
+            tied=tied,
+        )
+        return build_result(self, request, blocks, squeeze)
 
     def vjp(self, of, wrt, cotangents, data=None, n_steps=None) -> np.ndarray:
         """Vector-Jacobian products ``vᵀ · ∂of/∂wrt``, without forming the Jacobian.
@@ -336,4 +391,8 @@ class Simulator(nengo_dl.Simulator):
         """Close the simulator and drop cached Jacobian graphs."""
         self._jacobian_cache = {}
         super().close()
-        self._closed_attrs = list(self._closed_attrs) + ["weights", "jacobian"]
+        self._closed_attrs = list(self._closed_attrs) + [
+            "weights",
+            "jacobian",
+            "labelled_jacobian",
+        ]
