@@ -3,7 +3,7 @@
 The public API is what this module exports; everything else is implementation.
 """
 
-from nengo_jacobian import engines, losses
+from nengo_jacobian import engines, losses, progress
 from nengo_jacobian.exceptions import (
     DataError,
     InferenceModeError,
@@ -17,6 +17,7 @@ from nengo_jacobian.exceptions import (
 from nengo_jacobian.labels import WeightEntry, WeightTable
 from nengo_jacobian.nodes import differentiable_node
 from nengo_jacobian.request import Hidden
+from nengo_jacobian.results import JacobianBlock, JacobianResult
 from nengo_jacobian.simulator import Simulator
 from nengo_jacobian.version import __version__
 
@@ -24,6 +25,8 @@ __all__ = [
     "DataError",
     "Hidden",
     "InferenceModeError",
+    "JacobianBlock",
+    "JacobianResult",
     "JacobianError",
     "NoWeightsError",
     "NonFiniteJacobianError",
@@ -37,4 +40,5 @@ __all__ = [
     "differentiable_node",
     "engines",
     "losses",
+    "progress",
 ]

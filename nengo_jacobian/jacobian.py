@@ -141,6 +141,7 @@ def compute_blocks(
             )
     request.selected_steps = selected
     request.tied = tied
+    request.progress = False if not getattr(sim, "progress_bar", True) else None
     engine = choose_engine(method, request, chunk_size)
 
     sim.jacobian_info = {"engine": engine.name, "method": method}

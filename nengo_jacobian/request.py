@@ -26,6 +26,7 @@ from nengo_jacobian.exceptions import (
     UnknownObjectError,
 )
 from nengo_jacobian.labels import WeightEntry, object_name
+from nengo_jacobian.progress import track
 
 
 class Hidden:
@@ -164,6 +165,9 @@ class Request:
         The output steps asked for, per probe (None: all).
     tied : bool
         Whether input and hidden targets are held constant over time.
+    progress : bool or None
+        Whether engines may show a progress bar for long work (see
+        `nengo_jacobian.progress`).
     """
 
     sim: object
@@ -175,6 +179,11 @@ class Request:
     probe_steps: list = field(default_factory=list)
     selected_steps: list | None = None
     tied: bool = False
+    progress: bool | None = None
+
+    def track(self, iterable, total: int | None = None):
+        """Iterate over an engine's passes, with a progress bar if they take long."""
+        return track(iterable, "Computing Jacobian", total, self.progress)
 
     @property
     def probe_sizes(self) -> list[int]:

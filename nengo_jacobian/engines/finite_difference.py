@@ -96,7 +96,7 @@ class FiniteDifference(Engine):
             ]
             out = np.zeros((request.n_items, request.n_rows, n_steps, dims), dtype)
             per_pass = n_lanes // 2
-            for start in range(0, len(columns), per_pass):
+            for start in request.track(range(0, len(columns), per_pass)):
                 chunk = columns[start : start + per_pass]
                 items = np.zeros(n_lanes, np.int32)
                 x_lanes = [np.zeros((n_lanes,) + x.shape[1:], dtype) for x in inputs]

@@ -88,7 +88,7 @@ class ForwardMode(Engine):
             program = compiled(sim, plan, "pushforward")
             out = np.zeros((total, request.n_rows), dtype)
             inputs = [tf.constant(x) for x in request.inputs]
-            for chunk in range(n_chunks):
+            for chunk in request.track(range(n_chunks)):
                 lanes = np.arange(chunk * n_lanes, min((chunk + 1) * n_lanes, total))
                 n_valid = len(lanes)
                 lanes = np.pad(lanes, (0, n_lanes - n_valid))

@@ -83,7 +83,9 @@ class ReferenceLoop(Engine):
         for start in range(0, request.n_items, batch):
             chunk = [tf.constant(x[start : start + batch]) for x in request.inputs]
             for mask in item_masks:
-                for position, row in enumerate(request.rows):
+                for position, row in request.track(
+                    enumerate(request.rows), len(request.rows)
+                ):
                     input_grads, var_grads = grad_fn(
                         chunk, tf.constant(mask), tf.constant(int(row), tf.int32)
                     )

@@ -95,7 +95,7 @@ class VectorizedReverse(Engine):
             for t in request.targets
         }
         inputs = [tf.constant(x) for x in request.inputs]
-        for chunk in range(n_chunks):
+        for chunk in request.track(range(n_chunks)):
             lanes = np.arange(chunk * n_lanes, min((chunk + 1) * n_lanes, total))
             n_valid = len(lanes)
             lanes = np.pad(lanes, (0, n_lanes - n_valid), constant_values=-1)
