@@ -76,7 +76,7 @@ def input_jacobian_figure(
     fig, axes = plt.subplots(
         dims_out,
         dims_in,
-        figsize=(3.2 * dims_in + 1.2, 3.0 * dims_out + 0.8),
+        figsize=(max(3.2 * dims_in + 1.2, 6.0), 3.0 * dims_out + 0.8),
         squeeze=False,
         sharex=True,
         sharey=True,

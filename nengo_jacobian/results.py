@@ -411,11 +411,15 @@ class JacobianResult:
             for b in mine:
                 if b.kind != "weight":
                     s = self.singular_values(b.probe, b.wrt)
-                    cond = s[0] / s[-1] if s[-1] > 0 else np.inf
+                    # causal blocks are singular (outputs before the first input
+                    # has an effect); report the rank and the condition of the rest
+                    kept = s[s > s[0] * 1e-6] if s[0] > 0 else s[:0]
+                    cond = kept[0] / kept[-1] if kept.size else np.nan
                     head = ", ".join(f"{v:.4g}" for v in s[:4])
                     lines.append(
                         f"  singular values of d {probe} / d {b.wrt} (item 0): "
-                        f"{head}{' ...' if s.size > 4 else ''}; condition {cond:.3g}"
+                        f"{head}{' ...' if s.size > 4 else ''}; rank {kept.size} of "
+                        f"{s.size}, condition {cond:.3g} on that rank"
                     )
             entries = []
             for b in mine:
