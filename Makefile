@@ -1,6 +1,6 @@
 # Two commands on a fresh machine with only Python 3.11:
 #   make demo   # the main job on the built-in network; writes jacobian-report/
-#   make test   # ruff, then the whole test suite (doctests and examples included)
+#   make test   # ruff, the docs (warnings as errors), then the whole test suite
 # Both create the virtual environment .venv on first use.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 CONSTRAINTS := requirements/constraints.txt
 
-.PHONY: demo test lint bench env clean
+.PHONY: demo test lint docs bench env clean
 
 env: $(STAMP)
 
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c $(CONSTRAINTS) tensorflow-cpu keras numpy
 	$(PIP) install -q -c $(CONSTRAINTS) nengo jinja2 packaging progressbar2 \
-		"matplotlib>=3.5" xarray netCDF4 "pytest>=7" "ruff>=0.5" sphinx numpydoc
+		"matplotlib>=3.5" xarray netCDF4 "pytest>=7" "ruff>=0.5" "sphinx<8" numpydoc
 	$(PIP) install -q --no-deps -c $(CONSTRAINTS) nengo-dl
 	$(PIP) install -q --no-deps -e .
 	$(BIN)/python -c 'import nengo_jacobian, tensorflow as tf; print("nengo_jacobian", nengo_jacobian.__version__, "on TensorFlow", tf.__version__)'
@@ -32,7 +32,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(MAKE) docs
 	$(BIN)/python -m pytest
+
+# The documentation site; warnings are errors.
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -41,4 +46,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/jacobian_speed.py
 
 clean:
-	rm -rf $(VENV) jacobian-report
+	rm -rf $(VENV) jacobian-report docs/_build
