@@ -5,7 +5,7 @@ from __future__ import annotations
 import nengo_dl
 import numpy as np
 
-from nengo_jacobian import products, training
+from nengo_jacobian import outputs, products, training
 from nengo_jacobian._settings import forced_setting
 from nengo_jacobian.jacobian import compute_blocks, compute_jacobian
 from nengo_jacobian.labels import WeightTable
@@ -208,6 +208,43 @@ class Simulator(nengo_dl.Simulator):
         )
         return build_result(self, request, blocks, squeeze)
 
+    def rate_outputs(self, of, data=None, n_steps: int | None = None):
+        """Probe outputs of the rate-mode network (what `jacobian` differentiates).
+
+        Like `predict`, but with spiking neurons replaced by their rate model (as
+        NengoDL does for training) and without changing the simulator's state or probe
+        data. Useful to see the values around which a Jacobian is taken, e.g. a decoded
+        estimate after a single step, which a spiking simulation cannot give.
+
+        Parameters
+        ----------
+        of : nengo.Probe or list of nengo.Probe
+            The outputs.
+        data, n_steps
+            As for `jacobian`.
+
+        Returns
+        -------
+        numpy.ndarray or dict
+            ``(n_items, steps, probe dims)`` (one step with ``keep_history=False``), or
+            ``{probe: array}`` for a list.
+
+        Examples
+        --------
+        >>> import nengo, numpy as np, nengo_jacobian
+        >>> with nengo.Network(seed=0) as net:
+        ...     stim = nengo.Node(np.zeros(1), label="stim")
+        ...     ens = nengo.Ensemble(50, 1, neuron_type=nengo.LIF())
+        ...     _ = nengo.Connection(stim, ens, synapse=None)
+        ...     out = nengo.Probe(ens, synapse=None)
+        >>> x = np.array([[[-0.5]], [[0.5]]])  # two items, one step
+        >>> with nengo_jacobian.Simulator(net, progress_bar=False) as sim:
+        ...     y = sim.rate_outputs(out, x)
+        >>> y.shape, bool(np.allclose(y[:, 0, 0], [-0.5, 0.5], atol=0.05))
+        ((2, 1, 1), True)
+        """
+        return outputs.rate_outputs(self, of, data, n_steps)
+
     def vjp(self, of, wrt, cotangents, data=None, n_steps=None) -> np.ndarray:
         """Vector-Jacobian products ``vᵀ · ∂of/∂wrt``, without forming the Jacobian.
 
@@ -395,4 +432,5 @@ class Simulator(nengo_dl.Simulator):
             "weights",
             "jacobian",
             "labelled_jacobian",
+            "rate_outputs",
         ]
