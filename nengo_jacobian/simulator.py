@@ -376,7 +376,9 @@ class Simulator(nengo_dl.Simulator):
         """
         return training.gradients(self, loss_fn, data, n_steps, wrt)
 
-    def train_step(self, loss_fn, optimizer, data=None, n_steps=None, *, wrt=None):
+    def train_step(
+        self, loss_fn, optimizer, data=None, n_steps=None, *, wrt=None, outputs=None
+    ):
         """Apply one step of a ``tf.keras`` optimizer to the chosen weights.
 
         Only the rows of the chosen weights change, even where NengoDL merged them into
@@ -394,11 +396,17 @@ class Simulator(nengo_dl.Simulator):
             As for `jacobian`.
         wrt : weight or list of weights, optional
             Which weights to train; default: every trainable weight.
+        outputs : list of nengo.Probe, optional
+            Also return these probes' rate-mode outputs from the same pass (before
+            the step), e.g. for online learning, where the output drives a plant and
+            the update uses the error it causes, at the cost of one pass.
 
         Returns
         -------
         float
             The loss before the step.
+        dict
+            Only with ``outputs``: ``{probe: (n_items, steps, dims) array}``.
 
         Examples
         --------
@@ -422,7 +430,9 @@ class Simulator(nengo_dl.Simulator):
         >>> second < first
         True
         """
-        return training.train_step(self, loss_fn, optimizer, data, n_steps, wrt)
+        return training.train_step(
+            self, loss_fn, optimizer, data, n_steps, wrt, outputs
+        )
 
     def close(self):
         """Close the simulator and drop cached Jacobian graphs."""

@@ -9,6 +9,8 @@ what ``sim.data``, ``sim.get_nengo_params`` and ``sim.weights`` report afterward
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -88,6 +90,21 @@ class Run:
         (probe,), _ = resolve_probes(self.sim, probe)
         return self._outputs[probe]
 
+    def input(self, node) -> tf.Tensor:
+        """``(n_items, n_steps, node.size_out)``: an input Node's data in this run.
+
+        Useful for per-batch targets: give the network an unconnected input Node
+        (e.g. ``nengo.Node(np.zeros(2), label="target")``), pass the targets as its
+        data, and read them here.
+        """
+        nodes = list(self.sim.tensor_graph.invariant_inputs)
+        if node not in nodes:
+            raise JacobianError(
+                f"{node!r} is not an input Node of this simulator; its input Nodes: "
+                f"{', '.join(map(repr, nodes)) or 'none'}."
+            )
+        return self.inputs[nodes.index(node)]
+
     def vjp(self, of, wrt, cotangents) -> tf.Tensor:
         """Vector-Jacobian products ``vᵀ · ∂of/∂wrt`` for ``K`` vectors per item.
 
@@ -152,11 +169,43 @@ def _entries(sim, wrt):
     return items, [sim.weights.resolve(item) for item in items]
 
 
-def _step_function(sim, loss_fn, optimizer, entries, n_steps):
-    key = ("step", id(loss_fn), id(optimizer), tuple(map(id, entries)), n_steps)
+#: Traced training steps per simulator before we warn about retracing.
+MANY_STEP_FUNCTIONS = 20
+
+
+def _function_key(fn) -> tuple:
+    """Identity of a loss function that is stable for bound methods.
+
+    ``obj.method`` is a new object on every attribute access, so its ``id`` would
+    change from call to call and every training step would be traced anew.
+    """
+    if inspect.ismethod(fn):
+        return (id(fn.__func__), id(fn.__self__))
+    return (id(fn),)
+
+
+def _step_function(sim, loss_fn, optimizer, entries, n_steps, probes=()):
+    key = (
+        "step",
+        _function_key(loss_fn),
+        id(optimizer),
+        tuple(map(id, entries)),
+        n_steps,
+        tuple(map(id, probes)),
+    )
     cache = sim._jacobian_cache
     if key in cache:
         return cache[key][0]
+    if (
+        sum(k[0] == "step" for k in cache if isinstance(k, tuple))
+        == MANY_STEP_FUNCTIONS
+    ):
+        warnings.warn(
+            f"{MANY_STEP_FUNCTIONS} different training steps have been traced on this "
+            f"simulator, each costing time and memory. Pass the same loss_fn and "
+            f"optimizer objects on every call (not a new lambda or closure per step).",
+            stacklevel=4,  # the user's sim.train_step / sim.gradients call
+        )
     variables = []
     for e in entries:
         if not any(v is e.variable for v in variables):
@@ -165,7 +214,9 @@ def _step_function(sim, loss_fn, optimizer, entries, n_steps):
     @tf.function(autograph=False)
     def step(inputs):
         with tf.GradientTape() as tape:
-            loss = loss_fn(Run(sim, inputs, n_steps))
+            run = Run(sim, inputs, n_steps)
+            loss = loss_fn(run)
+            outputs = [run[p] for p in probes]
         if loss is None or tf.convert_to_tensor(loss).shape.rank != 0:
             raise JacobianError(
                 f"loss_fn must return a scalar tensor, got {loss!r}; reduce it with "
@@ -195,7 +246,7 @@ def _step_function(sim, loss_fn, optimizer, entries, n_steps):
                     )
                 )
             optimizer.apply_gradients(updates)
-        return loss, [tf.reshape(r, e.shape) for r, e in zip(rows, entries)]
+        return loss, [tf.reshape(r, e.shape) for r, e in zip(rows, entries)], outputs
 
     cache[key] = (step, loss_fn, optimizer)  # keep both alive: ids must stay unique
     return step
@@ -214,14 +265,21 @@ def gradients(
     keys, entries = _entries(sim, wrt)
     inputs, n_steps = _inputs(sim, data, n_steps)
     step = _step_function(sim, loss_fn, None, entries, n_steps)
-    loss, grads = step(inputs)
+    loss, grads, _ = step(inputs)
     return float(loss), {k: g.numpy() for k, g in zip(keys, grads)}
 
 
-def train_step(sim, loss_fn, optimizer, data=None, n_steps=None, wrt=None) -> float:
+def train_step(
+    sim, loss_fn, optimizer, data=None, n_steps=None, wrt=None, outputs=None
+):
     """One optimizer step on ``loss_fn``; see `Simulator.train_step`."""
     _, entries = _entries(sim, wrt)
     inputs, n_steps = _inputs(sim, data, n_steps)
-    step = _step_function(sim, loss_fn, optimizer, entries, n_steps)
-    loss, _ = step(inputs)
-    return float(loss)
+    probes = []
+    if outputs is not None:
+        probes, _ = resolve_probes(sim, outputs)
+    step = _step_function(sim, loss_fn, optimizer, entries, n_steps, tuple(probes))
+    loss, _, values = step(inputs)
+    if outputs is None:
+        return float(loss)
+    return float(loss), {p: v.numpy() for p, v in zip(probes, values)}

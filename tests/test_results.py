@@ -1,4 +1,4 @@
-"""Labelled results: same numbers as sim.jacobian, named axes, exact file round trips."""
+"""Labelled results: sim.jacobian's numbers, named axes, exact file round trips."""
 
 import nengo
 import numpy as np

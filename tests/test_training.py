@@ -273,3 +273,37 @@ def test_training_errors(make_sim):
         )
     assert isinstance(sim, nengo_jacobian.Simulator)
     assert nengo_dl.Simulator in type(sim).__mro__
+
+
+def test_bound_method_losses_are_traced_once_and_outputs_match(make_sim, monkeypatch):
+    """A loss given as obj.method (a new object per access) reuses its trace."""
+    import warnings
+
+    net = two_layer_net(n_neurons=10, seed=1)
+    sim = make_sim(net)
+    x = np.full((1, 3, 2), 0.3)
+
+    class Learner:
+        def loss(self, run):
+            return tf.reduce_sum(tf.square(run[net.probe]))
+
+    learner = Learner()
+    optimizer = tf.keras.optimizers.SGD(1e-9)
+    expected = sim.rate_outputs(net.probe, x)
+    for _ in range(3):
+        loss, outputs = sim.train_step(
+            learner.loss, optimizer, x, wrt=net.c_ab, outputs=[net.probe]
+        )
+    steps = [k for k in sim._jacobian_cache if k[0] == "step"]
+    assert len(steps) == 1
+    np.testing.assert_allclose(outputs[net.probe], expected, rtol=1e-5, atol=1e-7)
+    assert np.isclose(loss, np.sum(np.square(outputs[net.probe])), rtol=1e-5)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        monkeypatch.setattr(nengo_jacobian.training, "MANY_STEP_FUNCTIONS", 3)
+        for _ in range(3):  # a new lambda per step: retraced every time
+            sim.gradients(lambda run: tf.reduce_sum(run[net.probe]), x, wrt=[])
+    assert any(
+        "different training steps have been traced" in str(w.message) for w in caught
+    )
