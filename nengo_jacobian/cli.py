@@ -12,6 +12,8 @@ EPILOG = """\
 examples:
   nengo-jacobian demo
       the built-in network: d(probe)/d(input) and d(probe)/d(every weight)
+  nengo-jacobian demo arm
+      a spiking network's Jacobian of a robot arm's kinematics vs the analytic one
   nengo-jacobian run examples/models/two_layer.py
       every probe w.r.t. every input Node of the model file
   nengo-jacobian run MODEL.py --probe out --wrt stim --wrt a->b.weights --steps 50
@@ -49,8 +51,11 @@ def _parser() -> argparse.ArgumentParser:
         "which",
         nargs="?",
         default="network",
-        choices=["network"],
-        help="which example (default: network, a small spiking network)",
+        choices=["network", "arm"],
+        help=(
+            "which example: network (default; a small spiking network) or arm (a "
+            "spiking network's Jacobian of an arm's kinematics vs the analytic one)"
+        ),
     )
     demo.add_argument("--out", default="jacobian-report", help="report folder")
     demo.add_argument("--steps", type=int, default=30, help="simulation steps")
@@ -117,6 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.which == "arm":
+            from nengo_jacobian.demo import arm_demo
+
+            paths = arm_demo(args.out)
+            print("\n".join(f"wrote {p}" for p in paths))
+            return 0
         return _demo(args)
     except Exception as error:  # one line, no traceback, non-zero exit
         print(

@@ -132,3 +132,13 @@ def test_command_line_exit_codes_and_help():
         text=True,
     )
     assert usage.returncode == 2 and "usage:" in usage.stderr
+
+
+def test_demo_arm(tmp_path, capsys):
+    assert main(["demo", "arm", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    median = float(printed.split("‖Ĵ − J‖/‖J‖: median ")[1].split(" %")[0])
+    assert median < 10  # the network's Jacobian is within 10 % of the arm's
+    assert (tmp_path / "arm_jacobian.png").stat().st_size > 20000
+    result = nengo_jacobian.JacobianResult.load(tmp_path / "arm_jacobians.nc")
+    assert result["hand", "joints"].shape == (41 * 41, 1, 2, 1, 2)
