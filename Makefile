@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 CONSTRAINTS := requirements/constraints.txt
 
-.PHONY: demo test lint docs bench env clean
+.PHONY: demo test lint docs bench jax-env env clean
 
 env: $(STAMP)
 
@@ -43,7 +43,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/jacobian_speed.py
+	$(BIN)/python benchmarks/jacobian_speed.py --memory
+
+# Optional: JAX (needs numpy >= 2) in its own venv, for the benchmark's JAX column.
+jax-env:
+	$(PYTHON) -m venv .venv-jax
+	.venv-jax/bin/python -m pip install -q jax jaxlib numpy
 
 clean:
-	rm -rf $(VENV) jacobian-report docs/_build
+	rm -rf $(VENV) .venv-jax jacobian-report docs/_build

@@ -1,14 +1,21 @@
-"""Jacobian speed: our engines against the reference loop and TF's tape.jacobian.
+"""Jacobian speed: every engine against the reference loop, TF's tape.jacobian and JAX.
 
-Network: 4-d input Node -> 200 LIF -> 200 LIF -> 4-d decoded probe, 20 steps,
-minibatch 1. Requests: ∂probe/∂input (shape (1, 20, 4, 20, 4)) and ∂probe/∂(all
-labelled weights: encoders, biases and the three connections' weights).
+Network: 4-d input Node -> N LIF -> N LIF (recurrent) -> 4-d decoded probe, T steps,
+minibatch 1, for N in {200, 1000} and T in {20, 50}. Requests: d probe / d input
+(shape (1, T, 4, T, 4)) and d probe / d (all labelled weights: encoders, biases and the
+three connections' weights). Each case is timed with ``method="auto"`` (ours), every
+engine that supports it, the reference loop (one backward pass per output row), TF's
+eager ``tape.jacobian``, and a hand-written JAX ``jax.jit(jax.jacrev)`` of the same
+network with the same weights (in a separate process and venv; see
+``jax_reference.py``; skipped if that venv is missing).
 
 Prints, from one run, the first call (tracing and graph building included) and the
-median of warm calls for each method, and ratios to ours. The machine is shared and
-noisy: read the ratios, not the absolute times.
+median of warm calls, and ratios. The machine is shared and noisy: read the ratios,
+not the absolute times. ``--memory`` also measures peak memory (in subprocesses) of
+the largest weights request with and without ``chunk_size``.
 
-Run: ``python benchmarks/jacobian_speed.py [--neurons 200] [--steps 20] [--repeats 5]``
+Run: ``python benchmarks/jacobian_speed.py [--neurons 200 1000] [--steps 20 50]
+[--repeats 5] [--jax-python PATH] [--memory]``
 """
 
 from __future__ import annotations
@@ -16,6 +23,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 import warnings
 
@@ -23,14 +33,29 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 warnings.filterwarnings("ignore")
 
 import nengo  # noqa: E402
+import nengo_dl  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import nengo_jacobian  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _jax_bridge import export_params, run_jax  # noqa: E402
+
+#: Where ``make jax-env`` puts the JAX interpreter.
+JAX_PYTHON = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    ".venv-jax",
+    "bin",
+    "python",
+)
+
 
 def build(n_neurons: int, seed: int = 0) -> tuple:
     with nengo.Network(seed=seed) as net:
+        # not stateful: TF's tape.jacobian calls of keras_model must not move the
+        # simulator's state between the timed methods
+        nengo_dl.configure_settings(stateful=False)
         stim = nengo.Node(np.zeros(4), label="stim")
         a = nengo.Ensemble(n_neurons, 4, neuron_type=nengo.LIF(), label="a")
         b = nengo.Ensemble(n_neurons, 4, neuron_type=nengo.LIF(), label="b")
@@ -52,106 +77,199 @@ def timed(fn, repeats: int) -> tuple[float, float]:
         start = time.perf_counter()
         fn()
         warm.append(time.perf_counter() - start)
-    return first, statistics.median(warm) if warm else float("nan")
+    return first, statistics.median(warm) if warm else first
 
 
-def tape_jacobian(sim, x, n_steps, sources):
+def tape_jacobian(sim, x, n_steps, wrt_input: bool):
     """TF's own tape.jacobian in eager mode, as the TF docs suggest."""
     steps = np.full((1, 1), n_steps, np.int32)
+    x = tf.constant(x)
     with tf.GradientTape() as tape:
         tape.watch(x)
         y = sim.keras_model([x, steps], training=True)[0]
-    return tape.jacobian(y, sources)
+    sources = (
+        x
+        if wrt_input
+        else list({id(e.variable): e.variable for e in sim.weights}.values())
+    )
+    result = tape.jacobian(y, sources)
+    assert (
+        result is not None
+        and not isinstance(result, list)
+        or all(r is not None for r in result)
+    ), "tape.jacobian returned None: it timed nothing"
+    return result
+
+
+def speed_rows(n_neurons: int, n_steps: int, args) -> list:
+    """Timings of every method on both requests for one network size."""
+    net, stim, out = build(n_neurons)
+    x = np.random.RandomState(1).uniform(-0.5, 0.5, (1, n_steps, 4)).astype(np.float32)
+    rows = []
+    with nengo_jacobian.Simulator(net, progress_bar=False) as sim:
+        weights = list(sim.weights)
+        jax = None
+        if os.path.exists(args.jax_python):
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "net.npz")
+                export_params(sim, stim, out, x, path)
+                jax = run_jax(
+                    path, python=args.jax_python, repeats=max(args.repeats, 20)
+                )
+        for case, wrt in (("input", stim), ("weights", weights)):
+            methods = ["auto", "reverse", "forward", "finite_difference", "loop"]
+            if case == "weights":
+                methods = ["auto", "reverse", "loop"]
+            for method in methods:
+                repeats = (
+                    args.repeats if method != "loop" else max(1, args.repeats // 3)
+                )
+                first, warm = timed(
+                    lambda m=method, w=wrt: sim.jacobian(out, w, x, method=m), repeats
+                )
+                engine = sim.jacobian_info["engine"]
+                rows.append((n_neurons, n_steps, case, method, engine, first, warm))
+            if not args.skip_tape:
+                first, warm = timed(
+                    lambda c=case: tape_jacobian(sim, x, n_steps, c == "input"),
+                    args.tape_repeats,
+                )
+                rows.append(
+                    (n_neurons, n_steps, case, "tf tape.jacobian", "eager", first, warm)
+                )
+            if jax is not None:
+                key = (
+                    "d out/d input (jacrev)"
+                    if case == "input"
+                    else "d out/d weights (jacrev)"
+                )
+                rows.append(
+                    (
+                        n_neurons,
+                        n_steps,
+                        case,
+                        "jax jit(jacrev)",
+                        "XLA",
+                        jax[key]["first"],
+                        jax[key]["warm"],
+                    )
+                )
+        if jax is not None:
+            print(
+                f"  JAX reference agrees with NengoDL's forward pass to "
+                f"{jax['max_rel_error_vs_nengo_dl']:.1e} (relative, float32)"
+            )
+    return rows
+
+
+def print_speed(rows: list, args) -> None:
+    print(
+        f"\nJacobian speed (seconds; warm = median of {args.repeats} calls, loop of "
+        f"{max(1, args.repeats // 3)}, tape of {args.tape_repeats}; ratio = warm / "
+        f"ours (auto) warm)"
+    )
+    header = (
+        f"{'N':>5}{'T':>4}  {'request':<9}{'method':<20}{'engine':<19}"
+        f"{'first call':>11}{'warm':>10}{'ratio':>9}"
+    )
+    print(header)
+    print("-" * len(header))
+    summary = []
+    for key in dict.fromkeys(r[:3] for r in rows):
+        group = [r for r in rows if r[:3] == key]
+        ours = next(r for r in group if r[3] == "auto")
+        for n, t, case, method, engine, first, warm in group:
+            print(
+                f"{n:>5}{t:>4}  {case:<9}{method:<20}{engine:<19}{first:>11.3f}"
+                f"{warm:>10.4f}{warm / ours[6]:>8.1f}x"
+            )
+        engines = [
+            r for r in group if r[3] in ("reverse", "forward", "finite_difference")
+        ]
+        best = min(engines, key=lambda r: r[6])
+        by = {r[3]: r for r in group}
+        summary.append(
+            (
+                key,
+                ours[6] / best[6],
+                best[3],
+                by["loop"][6] / ours[6],
+                by["tf tape.jacobian"][6] / ours[6]
+                if "tf tape.jacobian" in by
+                else np.nan,
+                ours[6] / by["jax jit(jacrev)"][6]
+                if "jax jit(jacrev)" in by
+                else np.nan,
+            )
+        )
+    print(
+        f"\n{'N':>5}{'T':>4}  {'request':<9}{'auto / best engine':>20}"
+        f"{'loop / auto':>13}{'tape / auto':>13}{'auto / JAX':>12}"
+    )
+    for (n, t, case), vs_best, best, vs_loop, vs_tape, vs_jax in summary:
+        print(
+            f"{n:>5}{t:>4}  {case:<9}{vs_best:>11.2f} ({best[:7]}){vs_loop:>12.1f}x"
+            f"{vs_tape:>12.1f}x{vs_jax:>11.1f}x"
+        )
+    print(
+        "Targets (issue 3): auto <= 1.3x the best engine; >= 20x the loop at "
+        "N=200/T=20 "
+        "and >= 10x at N=1000/T=50; >= 100x tape.jacobian; <= 2x JAX (warm)."
+    )
+
+
+def memory_table(args) -> None:
+    """Peak resident memory of the largest weights request, chunked or not."""
+    n, t = max(args.neurons), max(args.steps)
+    print(f"\nPeak memory, d out / d all weights, N={n}, T={t} (one process each)")
+    for chunk in (None, 64, 16):
+        code = (
+            "import resource, sys; sys.argv = ['x']; "
+            f"sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
+            "import jacobian_speed as b, numpy as np, nengo_jacobian; "
+            f"net, stim, out = b.build({n}); "
+            f"x = np.random.RandomState(1).uniform(-.5, .5, (1, {t}, 4)); "
+            "sim = nengo_jacobian.Simulator(net, progress_bar=False); "
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
+            f"J = sim.jacobian(out, list(sim.weights), x, chunk_size={chunk}); "
+            "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
+            "print(before // 1024, after // 1024, "
+            "sum(v.nbytes for v in J.values()) // 2**20)"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        before, after, size = result.stdout.split()[-3:]
+        print(
+            f"  chunk_size={str(chunk):<5} peak RSS {after:>6} MB (after build "
+            f"{before} MB; the Jacobian itself {size} MB)"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--neurons", type=int, default=200)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--neurons", type=int, nargs="+", default=[200, 1000])
+    parser.add_argument("--steps", type=int, nargs="+", default=[20, 50])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--tape-repeats", type=int, default=1)
     parser.add_argument("--skip-tape", action="store_true")
+    parser.add_argument("--jax-python", default=JAX_PYTHON)
+    parser.add_argument("--memory", action="store_true")
+    parser.add_argument("--skip-training", action="store_true")
     args = parser.parse_args()
 
-    net, stim, out = build(args.neurons)
-    rng = np.random.RandomState(1)
-    x = rng.uniform(-0.5, 0.5, (1, args.steps, 4)).astype(np.float32)
     rows = []
-    with nengo_jacobian.Simulator(net, progress_bar=False) as sim:
-        weights = list(sim.weights)
-        variables = list({id(e.variable): e.variable for e in weights}.values())
-        cases = {"d out/d input": stim, "d out/d weights": weights}
-        for case, wrt in cases.items():
-            ours = timed(lambda wrt=wrt: sim.jacobian(out, wrt, x), args.repeats)
-            info = dict(sim.jacobian_info)
-            loop = timed(
-                lambda wrt=wrt: sim.jacobian(out, wrt, x, method="loop"),
-                max(1, args.repeats // 2),
-            )
-            if args.skip_tape:
-                tape = (float("nan"), float("nan"))
-            else:
-                sources = tf.constant(x) if wrt is stim else variables
-                tape = timed(
-                    lambda s=sources: tape_jacobian(sim, tf.constant(x), args.steps, s),
-                    args.tape_repeats,
-                )
-            rows.append((case, ours, loop, tape, info))
-        engines = engine_table(sim, out, stim, x, args.repeats)
-
-    print(
-        f"\nJacobian speed: 4-d input -> 2 x {args.neurons} LIF -> 4-d probe, "
-        f"{args.steps} steps, minibatch 1 (seconds; warm = median of "
-        f"{args.repeats} calls, loop median of {max(1, args.repeats // 2)}, "
-        f"tape of {args.tape_repeats})"
-    )
-    header = (
-        f"{'request':<18}{'method':<40}{'first call':>12}{'warm':>10}"
-        f"{'warm / ours':>13}{'first / ours':>14}"
-    )
-    print(header)
-    print("-" * len(header))
-    for case, ours, loop, tape, info in rows:
-        name = f"nengo_jacobian ({info['engine']}, {info.get('lanes')} lanes)"
-        for method, (first, warm) in (
-            (name, ours),
-            ("reference loop", loop),
-            ("tf tape.jacobian (eager)", tape),
-        ):
-            print(
-                f"{case:<18}{method:<40}{first:>12.3f}{warm:>10.4f}"
-                f"{warm / ours[1]:>12.1f}x{first / ours[0]:>13.1f}x"
-            )
-    print(
-        "\nTargets (issue 2): ours >= 15x faster than the reference loop for both "
-        "requests (warm medians)."
-    )
-    print(engines)
-    training_table(net, stim, out, x, args.repeats)
-
-
-def engine_table(sim, out, stim, x, repeats: int) -> str:
-    """Every engine on input requests (full and time-tied), with auto's choice."""
-    lines = [
-        "\nEngines on d out/d input (warm median / first call, seconds; ratio = warm "
-        "/ best warm)",
-        f"{'request':<14}{'method':<20}{'engine':<19}{'first call':>11}{'warm':>9}"
-        f"{'ratio':>8}",
-    ]
-    for name, tied in (("full", False), ("time-tied", True)):
-        timings = {}
-        for method in ("reverse", "forward", "finite_difference", "auto"):
-            timings[method] = timed(
-                lambda m=method, t=tied: sim.jacobian(out, stim, x, tied=t, method=m),
-                repeats,
-            ) + (sim.jacobian_info["engine"],)
-        best = min(w for m, (_, w, _) in timings.items() if m != "auto")
-        for method, (first, warm, engine) in timings.items():
-            lines.append(
-                f"{name:<14}{method:<20}{engine:<19}{first:>11.3f}{warm:>9.4f}"
-                f"{warm / best:>7.2f}x"
-            )
-    return "\n".join(lines)
+    for n in args.neurons:
+        for t in args.steps:
+            print(f"N={n}, T={t} ...", flush=True)
+            rows += speed_rows(n, t, args)
+    print_speed(rows, args)
+    if args.memory:
+        memory_table(args)
+    if not args.skip_training:
+        net, stim, out = build(args.neurons[0])
+        x = np.random.RandomState(1).uniform(-0.5, 0.5, (1, args.steps[0], 4))
+        training_table(net, stim, out, x.astype(np.float32), args.repeats)
 
 
 def training_table(net, stim, out, x, repeats: int) -> None:
