@@ -32,6 +32,14 @@ def public_names():
             yield f"nengo_jacobian.{name}", obj
     for name in ("identity_penalty", "frobenius_penalty", "tied_jacobian"):
         yield f"nengo_jacobian.losses.{name}", getattr(nengo_jacobian.losses, name)
+    from nengo_jacobian import arms
+    from nengo_jacobian.arms.neural import NeuralKinematics
+
+    for name in arms.__all__:
+        obj = getattr(arms, name)
+        if callable(obj):  # constants (REACH_CENTRE, METHODS) are described in text
+            yield f"nengo_jacobian.arms.{name}", obj
+    yield "nengo_jacobian.arms.neural.NeuralKinematics", NeuralKinematics
     for name in ("Progress", "track"):
         yield f"nengo_jacobian.progress.{name}", getattr(nengo_jacobian.progress, name)
 
