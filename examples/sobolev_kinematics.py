@@ -12,7 +12,9 @@ where Ĵ(q) = ∂x̂/∂q is the network's own Jacobian, computed inside the los
 Per-batch targets reach the loss through two unconnected input Nodes (``run.input``).
 
 Run: ``python examples/sobolev_kinematics.py [--fast] [--out DIR]``. It prints FK and
-Jacobian errors on 2000 held-out joint angles and saves ``sobolev_training.png``.
+Jacobian errors on 2000 held-out joint angles and the path deviation of the 16 REACH
+reaches under OSC with each network's Ĵ, and saves ``sobolev_training.png`` (training
+curves, error distributions, arm paths).
 """
 
 from __future__ import annotations
@@ -90,7 +92,35 @@ def train(sobolev: bool, q_train, q_test, epochs: int, seed: int) -> dict:
             curve.append(
                 (np.mean(losses), np.median(after["fk"]), np.median(after["jacobian"]))
             )
-    return {"before": before, "after": after, "curve": np.array(curve)}
+        trained = sim.weights[kin.decoders].read()
+    return {
+        "before": before,
+        "after": after,
+        "curve": np.array(curve),
+        "reaches": reach_with(kin, trained),
+    }
+
+
+def reach_with(kin: NeuralKinematics, decoders: np.ndarray) -> arms.ReachResult:
+    """The 16 REACH reaches under OSC with the network's Ĵ (100 Hz) and the true x."""
+    arm = kin.arm
+    ctrl = arms.OperationalSpaceController(arm, kp=50)
+    with kin.simulator(minibatch_size=1) as sim:
+        sim.weights[kin.decoders].assign(decoders)  # the trained decoders
+        held = {}
+
+        def controller(q, dq, target, t):
+            step = round(t / 1e-3)
+            if step % 10 == 0 or "J" not in held:
+                held["J"] = kin.jacobian(sim, q)
+            return ctrl(q, dq, target, J=held["J"])
+
+        return arms.run_reaches(
+            arm,
+            controller,
+            arms.out_and_back(arms.centre_out_targets(8)),
+            q0=arm.inverse_kinematics(arms.REACH_CENTRE),
+        )
 
 
 def main(fast: bool = False, seed: int = 0, out: str | None = "robot-report") -> dict:
@@ -126,6 +156,9 @@ def main(fast: bool = False, seed: int = 0, out: str | None = "robot-report") ->
         metrics[f"{key}_jacobian_p95"] = float(
             np.percentile(run["after"]["jacobian"], 95)
         )
+        reaches = run["reaches"].summary()
+        metrics[f"{key}_deviation_mean_cm"] = 100 * reaches["max_deviation_mean"]
+        metrics[f"{key}_final_error_max_cm"] = 100 * reaches["final_error_max"]
     metrics["jacobian_ratio"] = (
         metrics["Sobolev_jacobian_median"] / metrics["position_only_jacobian_median"]
     )
@@ -135,7 +168,10 @@ def main(fast: bool = False, seed: int = 0, out: str | None = "robot-report") ->
         f"\n{n_train} samples x {epochs} epochs, batch {BATCH}, Adam "
         f"{LEARNING_RATE:g}, decoders only; errors on 2000 held-out q"
     )
-    print(f"{'model':<16}{'FK median':>12}{'J median':>11}{'J p95':>9}")
+    print(
+        f"{'model':<16}{'FK median':>12}{'J median':>11}{'J p95':>9}"
+        f"{'OSC path dev':>14}{'final max':>11}"
+    )
     print(
         f"{'NEF (start)':<16}{metrics['nef_fk_median_cm']:>9.3f} cm"
         f"{100 * metrics['nef_jacobian_median']:>9.2f} %"
@@ -147,6 +183,8 @@ def main(fast: bool = False, seed: int = 0, out: str | None = "robot-report") ->
             f"{name:<16}{metrics[f'{key}_fk_median_cm']:>9.3f} cm"
             f"{100 * metrics[f'{key}_jacobian_median']:>9.2f} %"
             f"{100 * metrics[f'{key}_jacobian_p95']:>7.2f} %"
+            f"{metrics[f'{key}_deviation_mean_cm']:>11.2f} cm"
+            f"{metrics[f'{key}_final_error_max_cm']:>8.2f} cm"
         )
     print(
         f"Jacobian error, Sobolev / position only: {metrics['jacobian_ratio']:.2f} "
@@ -164,7 +202,7 @@ def plot(runs: dict, out: str) -> str:
     import matplotlib.pyplot as plt
 
     os.makedirs(out, exist_ok=True)
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), constrained_layout=True)
+    fig, axes = plt.subplots(1, 5, figsize=(23, 4.4), constrained_layout=True)
     for name, run in runs.items():
         epochs = np.arange(1, len(run["curve"]) + 1)
         axes[0].plot(epochs, 100 * run["curve"][:, 1], "o-", label=name)
@@ -182,8 +220,20 @@ def plot(runs: dict, out: str) -> str:
         ylabel="fraction of held-out q",
         title="Jacobian error distribution (after training)",
     )
-    for ax in axes:
+    for ax in axes[:3]:
         ax.legend()
+    for ax, (name, run) in zip(axes[3:], runs.items()):
+        result = run["reaches"]
+        for path in result.hand:
+            ax.plot(path[:, 0], path[:, 1], lw=1)
+        ax.plot(*result.targets.T, "k+", ms=10)
+        ax.set_aspect("equal")
+        ax.set(
+            xlabel="hand x (m)",
+            ylabel="hand y (m)",
+            title=f"OSC with the {name} network's Ĵ\nmean path deviation "
+            f"{100 * result.summary()['max_deviation_mean']:.2f} cm",
+        )
     fig.suptitle("Fine-tuning a spiking kinematics network with and without ∂x̂/∂q")
     path = os.path.join(out, "sobolev_training.png")
     fig.savefig(path, dpi=100)
