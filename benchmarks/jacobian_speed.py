@@ -218,31 +218,63 @@ def print_speed(rows: list, args) -> None:
     )
 
 
+def rss_mb() -> float:
+    """Current resident memory of this process in MB (Linux)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_during(fn) -> tuple[float, object]:
+    """(peak resident memory above the starting level, in MB; fn's result)."""
+    import threading
+
+    base, peak, done = rss_mb(), [0.0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_mb())
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=sample)
+    thread.start()
+    try:
+        result = fn()
+    finally:
+        done.set()
+        thread.join()
+    return max(peak[0], rss_mb()) - base, result
+
+
 def memory_table(args) -> None:
-    """Peak resident memory of the largest weights request, chunked or not."""
+    """Peak memory of the largest weights request, chunked or not (fresh processes)."""
     n, t = max(args.neurons), max(args.steps)
-    print(f"\nPeak memory, d out / d all weights, N={n}, T={t} (one process each)")
+    print(
+        f"\nPeak memory above the built simulator, d out / d all weights, N={n}, "
+        f"T={t} (first call, graph building included; one process each)"
+    )
     for chunk in (None, 64, 16):
         code = (
-            "import resource, sys; sys.argv = ['x']; "
+            "import sys; sys.argv = ['x']; "
             f"sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
             "import jacobian_speed as b, numpy as np, nengo_jacobian; "
             f"net, stim, out = b.build({n}); "
             f"x = np.random.RandomState(1).uniform(-.5, .5, (1, {t}, 4)); "
             "sim = nengo_jacobian.Simulator(net, progress_bar=False); "
-            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
-            f"J = sim.jacobian(out, list(sim.weights), x, chunk_size={chunk}); "
-            "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
-            "print(before // 1024, after // 1024, "
-            "sum(v.nbytes for v in J.values()) // 2**20)"
+            "w = list(sim.weights); "
+            f"f = lambda: sim.jacobian(out, w, x, chunk_size={chunk}); "
+            "first, J = b.peak_during(f); warm, J = b.peak_during(f); "
+            "print(first, warm, sum(v.nbytes for v in J.values()) / 2**20, "
+            "sim.jacobian_info['lanes'])"
         )
         result = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True
         )
-        before, after, size = result.stdout.split()[-3:]
+        first, warm, size, lanes = result.stdout.split()[-4:]
         print(
-            f"  chunk_size={str(chunk):<5} peak RSS {after:>6} MB (after build "
-            f"{before} MB; the Jacobian itself {size} MB)"
+            f"  chunk_size={str(chunk):<5} ({lanes:>3} lanes per pass): peak "
+            f"{float(first):7.0f} MB first call, {float(warm):5.0f} MB warm (the "
+            f"Jacobian itself {float(size):.0f} MB; the allocator keeps what the first "
+            f"call freed, so warm calls rarely grow)"
         )
 
 
@@ -251,7 +283,12 @@ def main() -> None:
     parser.add_argument("--neurons", type=int, nargs="+", default=[200, 1000])
     parser.add_argument("--steps", type=int, nargs="+", default=[20, 50])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--tape-repeats", type=int, default=1)
+    parser.add_argument(
+        "--tape-repeats",
+        type=int,
+        default=0,
+        help="warm tape.jacobian calls (default 0: eager, so first = warm)",
+    )
     parser.add_argument("--skip-tape", action="store_true")
     parser.add_argument("--jax-python", default=JAX_PYTHON)
     parser.add_argument("--memory", action="store_true")
@@ -262,7 +299,16 @@ def main() -> None:
     for n in args.neurons:
         for t in args.steps:
             print(f"N={n}, T={t} ...", flush=True)
-            rows += speed_rows(n, t, args)
+            group = speed_rows(n, t, args)
+            for row in group:  # as they come: the large cases take minutes
+                print(
+                    "  "
+                    + "  ".join(
+                        f"{v:.4g}" if isinstance(v, float) else str(v) for v in row
+                    ),
+                    flush=True,
+                )
+            rows += group
     print_speed(rows, args)
     if args.memory:
         memory_table(args)
