@@ -117,9 +117,10 @@ def speed_rows(n_neurons: int, n_steps: int, args) -> list:
                     path, python=args.jax_python, repeats=max(args.repeats, 20)
                 )
         for case, wrt in (("input", stim), ("weights", weights)):
-            methods = ["auto", "reverse", "forward", "finite_difference", "loop"]
+            methods = ["auto", "reverse", "reverse_xla", "forward"]
+            methods += ["finite_difference", "loop"]
             if case == "weights":
-                methods = ["auto", "reverse", "loop"]
+                methods = ["auto", "reverse", "reverse_xla", "loop"]
             for method in methods:
                 repeats = (
                     args.repeats if method != "loop" else max(1, args.repeats // 3)

@@ -105,7 +105,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--method",
         default="auto",
-        choices=["auto", "reverse", "forward", "finite_difference", "loop"],
+        choices=[
+            "auto",
+            "reverse",
+            "reverse_xla",
+            "forward",
+            "finite_difference",
+            "loop",
+        ],
         help="engine (default: auto)",
     )
     run.add_argument(

@@ -21,6 +21,7 @@ from nengo_jacobian.request import Request, build_request
 #: Names accepted by ``method=``.
 METHODS = {
     "reverse": VectorizedReverse,
+    "reverse_xla": VectorizedReverse,
     "loop": ReferenceLoop,
     "finite_difference": FiniteDifference,
     "forward": ForwardMode,
@@ -78,6 +79,8 @@ def choose_engine(method, request: Request, chunk_size=None) -> Engine:
         )
     if method == "reverse":
         return VectorizedReverse(chunk_size=chunk_size)
+    if method == "reverse_xla":
+        return VectorizedReverse(chunk_size=chunk_size, jit_compile=True)
     if method == "finite_difference":
         return FiniteDifference(chunk_size=chunk_size or 256)
     if method == "forward":

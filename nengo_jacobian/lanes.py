@@ -32,6 +32,7 @@ import contextlib
 import copy
 from collections.abc import Sequence
 
+import nengo_dl.tensor_graph
 import numpy as np
 import tensorflow as tf
 from nengo.builder.operator import Operator
@@ -118,9 +119,49 @@ class _Piece(
 
 def _time_major(x: tf.Tensor) -> tf.TensorArray:
     """``(lanes, steps, ...)`` as a TensorArray of ``steps`` items."""
-    steps = tf.TensorArray(x.dtype, size=tf.shape(x)[1])
+    # a static size where known: XLA needs fixed-size TensorArrays
+    size = x.shape[1] if x.shape[1] is not None else tf.shape(x)[1]
+    steps = tf.TensorArray(x.dtype, size=size)
     perm = [1, 0] + list(range(2, len(x.shape)))
     return steps.unstack(tf.transpose(x, perm))
+
+
+class _FixedLoopTF:
+    """``tensorflow`` as NengoDL's loop builder sees it, with the step count fixed.
+
+    NengoDL collects probe data in dynamically sized TensorArrays inside an unbounded
+    ``tf.while_loop``, which XLA refuses ("XLA compilation requires a fixed tensor
+    list size"). A lane graph always knows its number of steps, so while it is built
+    NengoDL's module sees this stand-in: fixed-size arrays and a bounded loop, the
+    same values with or without XLA.
+    """
+
+    def __init__(self, n_steps: int):
+        self.n_steps = int(n_steps)
+
+    def __getattr__(self, name):
+        return getattr(tf, name)
+
+    def TensorArray(self, dtype, size=0, dynamic_size=False, **kwargs):  # noqa: N802
+        """A TensorArray of exactly ``n_steps`` items."""
+        return tf.TensorArray(dtype, size=self.n_steps, dynamic_size=False, **kwargs)
+
+    def while_loop(self, *args, **kwargs):
+        """``tf.while_loop`` bounded by ``n_steps`` iterations."""
+        kwargs.setdefault("maximum_iterations", self.n_steps)
+        return tf.while_loop(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def _fixed_loop(n_steps: int):
+    """Let NengoDL's graph builder see `_FixedLoopTF` while a lane graph is built."""
+    module = nengo_dl.tensor_graph
+    original = module.tf
+    module.tf = _FixedLoopTF(n_steps)
+    try:
+        yield
+    finally:
+        module.tf = original
 
 
 class _StepReader:
@@ -343,11 +384,12 @@ class LaneGraph(TensorGraph):
         self.lane_rows = lane_rows
         self._perturbations = list(perturbations)
         steps = tf.fill((self.minibatch_size, 1), tf.constant(n_steps, tf.int32))
-        outputs = self(
-            list(inputs) + [steps],
-            training=True,
-            stateful=False,
-        )
+        with _fixed_loop(n_steps):
+            outputs = self(
+                list(inputs) + [steps],
+                training=True,
+                stateful=False,
+            )
         # NengoDL stacks probe data in a TensorArray, which loses the static number
         # of steps; restore it so that callers can use static shapes.
         shaped = []

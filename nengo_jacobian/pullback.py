@@ -48,12 +48,18 @@ def lane_plan(sim, probes, targets, n_steps: int, n_lanes: int) -> LanePlan:
     return cache[key]
 
 
-def compiled(sim, plan: LanePlan, method: str):
-    """``tf.function`` of ``plan.pullback`` or ``plan.pushforward``, traced once."""
-    key = ("compiled", id(plan), method)
+def compiled(sim, plan: LanePlan, method: str, jit_compile: bool = False):
+    """``tf.function`` of ``plan.pullback`` or ``plan.pushforward``, traced once.
+
+    With ``jit_compile`` it is compiled by XLA (lane graphs have a fixed number of
+    steps, which XLA needs).
+    """
+    key = ("compiled", id(plan), method, bool(jit_compile))
     cache = sim._jacobian_cache
     if key not in cache:
-        cache[key] = tf.function(getattr(plan, method), autograph=False)
+        cache[key] = tf.function(
+            getattr(plan, method), autograph=False, jit_compile=bool(jit_compile)
+        )
     return cache[key]
 
 

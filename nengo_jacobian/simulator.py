@@ -115,10 +115,14 @@ class Simulator(nengo_dl.Simulator):
             their own output. ``n_items`` must be a multiple of ``minibatch_size``.
         n_steps : int, optional
             Number of steps; taken from ``data`` if not given.
-        method : {"auto", "reverse", "loop"} or nengo_jacobian.engines.Engine
-            How to differentiate. ``"reverse"`` (vectorized reverse mode) is the
-            default choice of ``"auto"``; ``"loop"`` is the slow one-row-at-a-time
-            reference. The engine used is recorded in ``sim.jacobian_info``.
+        method : str or nengo_jacobian.engines.Engine
+            How to differentiate: ``"auto"`` (default: picks by the request's shape,
+            always exact), ``"reverse"`` (vectorized reverse mode), ``"reverse_xla"``
+            (the same, compiled by XLA: faster warm calls, slower first call),
+            ``"forward"`` (JVP lanes, for few inputs and many outputs),
+            ``"finite_difference"`` (central differences; inputs and hidden signals
+            only; approximate) or ``"loop"`` (the slow one-row-at-a-time reference).
+            The engine used is recorded in ``sim.jacobian_info``.
         chunk_size : int, optional
             Maximum number of Jacobian rows per backward pass (bounds memory); the
             result does not depend on it.

@@ -434,7 +434,9 @@ def test_finite_difference_engine(make_sim, dtype, tolerance):
         sim.jacobian(net.probe, net.c_ab, x, method="finite_difference")
 
 
-@pytest.mark.parametrize("method", ["reverse", "loop", "finite_difference", "forward"])
+@pytest.mark.parametrize(
+    "method", ["reverse", "reverse_xla", "loop", "finite_difference", "forward"]
+)
 def test_output_steps_and_tied(make_sim, method):
     net = two_layer_net(nengo.Sigmoid(tau_ref=0.002), n_neurons=15, dtype="float64")
     sim = make_sim(net, minibatch_size=2)
@@ -523,3 +525,17 @@ def test_auto_picks_by_shape(make_sim):
     assert sim.jacobian_info["engine"] == "reverse"
     sim.jacobian(wide, net.c_ab, x)  # weights go backwards
     assert sim.jacobian_info["engine"] == "reverse"
+
+
+def test_xla_compiled_reverse_mode_matches(make_sim):
+    """XLA (fixed-size loop) gives the same Jacobians, to float32 rounding."""
+    net = two_layer_net(nengo.LIF(), n_neurons=20)
+    sim = make_sim(net, minibatch_size=2)
+    x = random_inputs(2, 6, 2)
+    wrt = [net.stim, net.c_ab, net.c_nn, net.a, net.b.neurons]
+    plain = sim.jacobian(net.probe, wrt, x)
+    xla = sim.jacobian(net.probe, wrt, x, method="reverse_xla", chunk_size=10)
+    assert sim.jacobian_info["engine"] == "reverse (XLA)"
+    assert sim.jacobian_info["passes"] == 3  # 2 items x 12 rows in lanes of 10
+    for key in wrt:
+        assert max_rel_error(xla[key], plain[key]) < 1e-4, key

