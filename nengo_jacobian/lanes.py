@@ -136,15 +136,20 @@ class _FixedLoopTF:
     same values with or without XLA.
     """
 
-    def __init__(self, n_steps: int):
+    def __init__(self, n_steps: int, probe_sizes: Sequence[int]):
         self.n_steps = int(n_steps)
+        # NengoDL makes one TensorArray per probe, in probe order (its only
+        # TensorArrays); a keep_history=False probe writes one item only
+        self._sizes = iter(probe_sizes)
 
     def __getattr__(self, name):
         return getattr(tf, name)
 
     def TensorArray(self, dtype, size=0, dynamic_size=False, **kwargs):  # noqa: N802
-        """A TensorArray of exactly ``n_steps`` items."""
-        return tf.TensorArray(dtype, size=self.n_steps, dynamic_size=False, **kwargs)
+        """The next probe's TensorArray, of exactly as many items as it records."""
+        return tf.TensorArray(
+            dtype, size=next(self._sizes), dynamic_size=False, **kwargs
+        )
 
     def while_loop(self, *args, **kwargs):
         """``tf.while_loop`` bounded by ``n_steps`` iterations."""
@@ -153,11 +158,11 @@ class _FixedLoopTF:
 
 
 @contextlib.contextmanager
-def _fixed_loop(n_steps: int):
+def _fixed_loop(n_steps: int, probe_sizes: Sequence[int]):
     """Let NengoDL's graph builder see `_FixedLoopTF` while a lane graph is built."""
     module = nengo_dl.tensor_graph
     original = module.tf
-    module.tf = _FixedLoopTF(n_steps)
+    module.tf = _FixedLoopTF(n_steps, probe_sizes)
     try:
         yield
     finally:
@@ -384,7 +389,8 @@ class LaneGraph(TensorGraph):
         self.lane_rows = lane_rows
         self._perturbations = list(perturbations)
         steps = tf.fill((self.minibatch_size, 1), tf.constant(n_steps, tf.int32))
-        with _fixed_loop(n_steps):
+        sizes = [n_steps if self._keeps_history(p) else 1 for p in self.model.probes]
+        with _fixed_loop(n_steps, sizes):
             outputs = self(
                 list(inputs) + [steps],
                 training=True,
@@ -393,10 +399,12 @@ class LaneGraph(TensorGraph):
         # NengoDL stacks probe data in a TensorArray, which loses the static number
         # of steps; restore it so that callers can use static shapes.
         shaped = []
-        for probe, value in zip(self.model.probes, outputs[:-1]):
-            keep = isinstance(probe, Tap) or dl_config.get_setting(
-                self.model, "keep_history", True, obj=probe
-            )
-            value.set_shape([value.shape[0], n_steps if keep else 1, *value.shape[2:]])
+        for value, size in zip(outputs[:-1], sizes):
+            value.set_shape([value.shape[0], size, *value.shape[2:]])
             shaped.append(value)
         return shaped[: self.n_user_probes], shaped[self.n_user_probes :]
+
+    def _keeps_history(self, probe) -> bool:
+        return isinstance(probe, Tap) or dl_config.get_setting(
+            self.model, "keep_history", True, obj=probe
+        )
