@@ -48,6 +48,47 @@ def test_reverse_equals_reference_loop(make_sim, neuron_type, minibatch_size, n_
         assert max_rel_error(fast[key], slow[key]) < 1e-5, key
 
 
+@pytest.mark.parametrize("minibatch_size, n_items", [(1, 1), (2, 4)])
+def test_lane_planners_agree(make_sim, monkeypatch, minibatch_size, n_items):
+    # The lane graph merges operators or not by signal size (lanes.lane_planner);
+    # force each choice on the same network: both equal the loop, which uses the
+    # user's own graph.
+    net = two_layer_net(nengo.LIF(), n_neurons=20)
+    x = random_inputs(n_items, 6, 2)
+    wrt = [net.stim] + weight_targets(net)
+    results = {}
+    for planner, threshold in (("tree", np.inf), ("noop", 0)):
+        monkeypatch.setattr(
+            nengo_jacobian.lanes, "MERGE_BELOW_ELEMENTS_PER_OP", threshold
+        )
+        sim = make_sim(net, minibatch_size=minibatch_size)
+        results[planner] = sim.jacobian(net.probe, wrt, x, method="reverse")
+        (lanes,) = [v for k, v in sim._jacobian_cache.items() if k[0] == "lanes"]
+        merged = max(len(ops) for ops in lanes.plan) > 1
+        assert merged == (planner == "tree")
+    slow = sim.jacobian(net.probe, wrt, x, method="loop")
+    for key in wrt:
+        assert max_rel_error(results["noop"][key], results["tree"][key]) < 1e-5, key
+        assert max_rel_error(results["noop"][key], slow[key]) < 1e-5, key
+
+
+def test_lane_planner_rule(make_sim):
+    planner = nengo_jacobian.lanes.lane_planner
+    optimizer = nengo_dl.graph_optimizer
+    # few, large signals (the benchmark's shape): unmerged
+    big = make_sim(two_layer_net(nengo.LIF(), n_neurons=300, dims=4))
+    assert planner(big.model.operators) is optimizer.noop_planner
+    # many small ensembles: merged
+    with nengo.Network(seed=0) as chain:
+        prev = nengo.Node(np.zeros(2))
+        for _ in range(12):
+            ens = nengo.Ensemble(10, 2)
+            nengo.Connection(prev, ens)
+            prev = ens
+    small = make_sim(chain)
+    assert planner(small.model.operators) is optimizer.tree_planner
+
+
 def fd_jacobian(f, x0, h=1e-5):
     """Central differences of f (array -> array) at x0, one column per entry."""
     x0 = np.asarray(x0, dtype=np.float64)
