@@ -19,6 +19,7 @@ from nengo_jacobian.nodes import differentiable_node
 from nengo_jacobian.request import Hidden
 from nengo_jacobian.results import JacobianBlock, JacobianResult
 from nengo_jacobian.simulator import Simulator
+from nengo_jacobian.sweeps import SweepError, sweep
 from nengo_jacobian.version import __version__
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "NonFiniteJacobianError",
     "NotDifferentiableError",
     "Simulator",
+    "SweepError",
     "UnknownObjectError",
     "WeightEntry",
     "WeightFileError",
@@ -41,4 +43,5 @@ __all__ = [
     "engines",
     "losses",
     "progress",
+    "sweep",
 ]
