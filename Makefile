@@ -21,7 +21,8 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c $(CONSTRAINTS) tensorflow-cpu keras numpy
 	$(PIP) install -q -c $(CONSTRAINTS) nengo jinja2 packaging progressbar2 \
-		"matplotlib>=3.5" xarray netCDF4 "pytest>=7" "ruff>=0.5" "sphinx<8" numpydoc
+		"matplotlib>=3.5" xarray netCDF4 "dask[distributed]>=2024.1" \
+		"pytest>=7" "ruff>=0.5" "sphinx<8" numpydoc
 	$(PIP) install -q --no-deps -c $(CONSTRAINTS) nengo-dl
 	$(PIP) install -q --no-deps -e .
 	$(BIN)/python -c 'import nengo_jacobian, tensorflow as tf; print("nengo_jacobian", nengo_jacobian.__version__, "on TensorFlow", tf.__version__)'
