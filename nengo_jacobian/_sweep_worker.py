@@ -96,6 +96,9 @@ class ChunkRunner:
         from nengo_jacobian.model_file import input_nodes, named_probes
         from nengo_jacobian.simulator import Simulator
 
+        import warnings
+
+        warnings.filterwarnings("ignore", message="No GPU support detected")
         self.spec = spec
         self.threads_set = _set_threads(spec.threads)
         network = spec.build_network()

@@ -17,6 +17,8 @@ examples:
   nengo-jacobian run examples/models/two_layer.py
       every probe w.r.t. every input Node of the model file
   nengo-jacobian run MODEL.py --probe out --wrt stim --wrt a->b.weights --steps 50
+  nengo-jacobian run examples/models/arm_kinematics.py --points q.npy --workers 2
+      a sweep: the Jacobian at every point (row) of q.npy, on 2 Dask workers
 
 a model file is a Python file that builds a nengo.Network at module level (named
 `model`, `net` or `network`, or the only one). It may define `n_steps` and `data`
@@ -118,6 +120,44 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--quiet", action="store_true", help="no progress bars, only errors and paths"
     )
+    sweep = run.add_argument_group(
+        "sweeps",
+        "With --points, a sweep: the Jacobian of one probe w.r.t. one input Node at "
+        "every point, in chunks on Dask workers (an embedded local cluster by "
+        "default); writes sweep.nc (jacobian, norm, singular values, condition, "
+        "manipulability per point), sweep.txt, chunk files in OUT/sweep/ (running "
+        "the same command again computes only missing chunks) and, for 2-d points, "
+        "sweep_manipulability.png.",
+    )
+    sweep.add_argument(
+        "--points",
+        metavar="FILE",
+        help=(
+            "points: .npy, .npz or .csv, shape (points, dims) (a constant input held "
+            "for --steps steps, default the file's n_steps or 1) or (points, steps, "
+            "dims) (an input sequence each); replaces the model's data"
+        ),
+    )
+    where = sweep.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes of the local cluster (default: CPU count; 0: serial)",
+    )
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="a running Dask cluster's scheduler, e.g. tcp://10.0.0.5:8786",
+    )
+    sweep.add_argument(
+        "--chunk", type=int, default=64, help="points per task (default: 64)"
+    )
+    sweep.add_argument(
+        "--input",
+        metavar="NAME",
+        help="input Node that receives the points (default: the --wrt Node)",
+    )
     return parser
 
 
@@ -149,6 +189,14 @@ def _run(args) -> int:
     import nengo_jacobian
     from nengo_jacobian import model_file
 
+    if args.points:
+        from nengo_jacobian._sweep_cli import run_sweep
+
+        return run_sweep(args)
+    if args.workers is not None or args.scheduler or args.input:
+        raise model_file.ModelFileError(
+            "--workers, --scheduler and --input are for sweeps: add --points FILE."
+        )
     model = model_file.load_model_file(args.model)
     probes = model_file.find_probes(model.network, args.probe)
     data = model_file.load_data(args.data, model)

@@ -328,3 +328,40 @@ def test_embedded_local_cluster(serial_result):
     )
     assert ds.attrs["where"] == "dask (2 workers)"
     assert ds.drop_attrs().identical(serial_result.drop_attrs())
+
+
+# --- the command line ----------------------------------------------------------------
+
+
+def test_cli_run_points(tmp_path, capsys):
+    import pathlib
+
+    from nengo_jacobian.cli import main
+
+    model = pathlib.Path(__file__).parents[1] / "examples/models/arm_kinematics.py"
+    q = np.random.default_rng(0).uniform(-1, 1, size=(20, 2))
+    np.save(tmp_path / "q.npy", q)
+    argv = ["run", str(model), "--points", str(tmp_path / "q.npy"), "--chunk", "8"]
+    argv += ["--out", str(tmp_path / "report"), "--workers", "0"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "20 points, 3 chunks computed (0 reused), serial" in printed
+    assert "manipulability" in printed
+    ds = xr_open(tmp_path / "report" / "sweep.nc")
+    assert ds["jacobian"].dims == ("point", "probe_dim", "input_dim")
+    np.testing.assert_array_equal(ds["points"].values, q)
+    assert (tmp_path / "report" / "sweep_manipulability.png").stat().st_size > 5000
+    assert main(argv) == 0  # again: everything is on disk already
+    assert "0 chunks computed (3 reused)" in capsys.readouterr().out
+
+    assert main(argv + ["--probe", "hand", "--probe", "hand"]) == 1
+    assert "give one --probe, not 2" in capsys.readouterr().err
+    assert main(["run", str(model), "--workers", "2", "--out", str(tmp_path)]) == 1
+    assert "add --points FILE" in capsys.readouterr().err
+
+
+def xr_open(path):
+    import xarray as xr
+
+    with xr.open_dataset(path) as ds:
+        return ds.load()
