@@ -9,6 +9,7 @@ from nengo_jacobian.cli import main
 
 # The robot examples have a fast mode with asserted metrics: test_robot_examples.py.
 ROBOT = {"spiking_fk_jacobian_osc", "sobolev_kinematics", "adaptive_force_control"}
+ROBOT.add("workspace_manipulability")  # a Dask sweep; fast mode in test_sweep.py
 EXAMPLES = [
     p
     for p in sorted((pathlib.Path(__file__).parents[1] / "examples").glob("*.py"))
