@@ -93,10 +93,10 @@ class ChunkRunner:
     """
 
     def __init__(self, spec: SweepSpec):
+        import warnings
+
         from nengo_jacobian.model_file import input_nodes, named_probes
         from nengo_jacobian.simulator import Simulator
-
-        import warnings
 
         warnings.filterwarnings("ignore", message="No GPU support detected")
         self.spec = spec

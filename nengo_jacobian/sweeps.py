@@ -417,14 +417,19 @@ def _local_client(workers, owned):
     n = workers if workers is not None else (os.cpu_count() or 1)
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise SweepError(f"workers must be a positive int, got {workers!r}.")
-    cluster = LocalCluster(
-        n_workers=int(n),
-        threads_per_worker=1,  # one simulator per process; tasks one at a time
-        processes=True,
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-        env={"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")},
-    )
+    import dask
+
+    # Send queued chunks to workers ahead of time (Dask holds back independent
+    # tasks by default), so that a worker never waits a round trip for its next one.
+    with dask.config.set({"distributed.scheduler.worker-saturation": float("inf")}):
+        cluster = LocalCluster(
+            n_workers=int(n),
+            threads_per_worker=1,  # one simulator per process; tasks one at a time
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+            env={"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")},
+        )
     owned.append(cluster)
     client = Client(cluster)
     owned.append(client)
