@@ -410,6 +410,7 @@ class LaneGraph(TensorGraph):
         perturbations: Sequence[tf.Tensor],
         n_steps: int,
         lane_rows: tf.Tensor,
+        n_run: tf.Tensor | None = None,
     ) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
         """Simulate all lanes in rate mode; call inside a ``tf.function``.
 
@@ -425,6 +426,11 @@ class LaneGraph(TensorGraph):
         lane_rows : tf.Tensor
             ``(n_lanes,)`` int32: the item of the user's minibatch whose saved state
             each lane starts from.
+        n_run : tf.Tensor, optional
+            int32 scalar: simulate only the first ``n_run <= n_steps`` steps (the
+            same traced graph serves every ``n_run``). Later steps of the probes and
+            taps are zero, and so are the gradients w.r.t. later inputs: outputs
+            never depend on later inputs. Defaults to ``n_steps``.
 
         Returns
         -------
@@ -435,7 +441,9 @@ class LaneGraph(TensorGraph):
         """
         self.lane_rows = lane_rows
         self._perturbations = list(perturbations)
-        steps = tf.fill((self.minibatch_size, 1), tf.constant(n_steps, tf.int32))
+        if n_run is None:
+            n_run = tf.constant(n_steps, tf.int32)
+        steps = tf.fill((self.minibatch_size, 1), n_run)
         sizes = [n_steps if self._keeps_history(p) else 1 for p in self.model.probes]
         with _fixed_loop(n_steps, sizes):
             outputs = self(

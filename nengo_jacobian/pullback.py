@@ -155,7 +155,7 @@ class LanePlan:
     def _index(self, signal) -> int:
         return [id(s) for s in self.perturbed].index(id(signal))
 
-    def pullback(self, inputs, items, state_rows, seeds) -> list:
+    def pullback(self, inputs, items, state_rows, seeds, n_run=None) -> list:
         """Per-lane ``seedᵀ · ∂(probe rows)/∂target`` for every target.
 
         Parameters
@@ -168,6 +168,9 @@ class LanePlan:
         seeds : tf.Tensor
             ``(n_lanes,)`` int32 output rows (one-hot seeds; -1 for none), or
             ``(n_lanes, n_rows)`` float cotangents.
+        n_run : tf.Tensor, optional
+            int32 scalar: simulate only the first ``n_run`` steps, enough for seeds
+            on output steps before ``n_run`` (see `LaneGraph.run`). Defaults to all.
 
         Returns
         -------
@@ -183,7 +186,7 @@ class LanePlan:
             ]
             tape.watch(x_lanes + perturbations)
             probes, taps = self.lanes.run(
-                x_lanes, perturbations, self.n_steps, state_rows
+                x_lanes, perturbations, self.n_steps, state_rows, n_run
             )
             flat = self.flatten(probes)
             if seeds.dtype.is_integer:

@@ -209,6 +209,21 @@ class Request:
         return np.concatenate(rows).astype(np.int32)
 
     @property
+    def row_steps(self) -> np.ndarray:
+        """How many simulation steps each requested row depends on (causality).
+
+        Output step ``t`` of a probe that keeps its history needs steps ``0..t``; a
+        probe with ``keep_history=False`` records the last step, which needs all.
+        """
+        needed = []
+        for steps, all_steps, dims in zip(
+            self.steps, self.probe_steps, self.probe_sizes
+        ):
+            step_count = steps + 1 if all_steps == self.n_steps else self.n_steps
+            needed.append(np.repeat(np.broadcast_to(step_count, steps.shape), dims))
+        return np.concatenate(needed).astype(np.int32)
+
+    @property
     def n_rows(self) -> int:
         """Jacobian rows per item: selected output steps times dimensions."""
         return sum(len(t) * d for t, d in zip(self.steps, self.probe_sizes))

@@ -233,6 +233,43 @@ def test_chunked_equals_unchunked(make_sim):
         assert max_rel_error(chunked[key], whole[key]) < 1e-6
 
 
+def test_causal_passes_simulate_only_the_steps_rows_need(make_sim):
+    # Rows are taken in order of output step, and each pass stops at its latest
+    # row's step; a keep_history=False probe (the last step) needs every step.
+    net = two_layer_net(nengo.LIF(), n_neurons=20)
+    with net:
+        nengo_dl.configure_settings(keep_history=True)
+        last = nengo.Probe(net.b, synapse=0.01)
+        net.config[last].keep_history = False
+    sim = make_sim(net, minibatch_size=2)
+    x = random_inputs(2, 8, 2)
+    wrt = [net.stim, net.c_ab, (net.a, "encoders"), net.b.neurons]
+    slow = sim.jacobian([net.probe, last], wrt, x, method="loop")
+    chunked = sim.jacobian([net.probe, last], wrt, x, chunk_size=6)
+    # 2 items x (8 steps x 2 dims + 1 x 2 dims) = 36 rows in passes of 6 lanes
+    assert sim.jacobian_info["steps_simulated"] == [2, 3, 5, 6, 8, 8]
+    for probe in (net.probe, last):
+        for key in wrt:
+            error = max_rel_error(chunked[probe][key], slow[probe][key])
+            assert error < 1e-5, (probe, key)
+    picked = sim.jacobian(net.probe, wrt, x, output_steps=[1, 2], chunk_size=4)
+    assert sim.jacobian_info["steps_simulated"] == [2, 3]
+    for key in wrt:
+        assert max_rel_error(picked[key], slow[net.probe][key][:, 1:3]) < 1e-5
+
+
+def test_causal_pass_count_model():
+    from nengo_jacobian.engines.reverse import causal_passes
+
+    needed = np.repeat(np.arange(1, 51), 4)  # 50 steps x 4 dims, sorted
+    # per-step overhead dominates: one pass; per-lane work dominates: more passes
+    assert causal_passes(needed, 1, step_overhead=1e9, lane_cost=1.0) == 1
+    assert causal_passes(needed, 1, step_overhead=1.0, lane_cost=1e3) == 8
+    assert causal_passes(needed, 2, step_overhead=1e9, lane_cost=1.0) == 2
+    # never an empty pass
+    assert causal_passes(np.arange(1, 10), 1, 1.0, 1e3) * 2 <= 10 + 2
+
+
 def test_result_structure(make_sim):
     net = two_layer_net(nengo.RectifiedLinear(), n_neurons=10)
     with net:

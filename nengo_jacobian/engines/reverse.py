@@ -6,8 +6,10 @@ import math
 
 import numpy as np
 import tensorflow as tf
+from nengo_dl import graph_optimizer
 
 from nengo_jacobian.engines.base import Engine
+from nengo_jacobian.lanes import lane_planner
 from nengo_jacobian.pullback import compiled, lane_plan
 from nengo_jacobian.request import Request
 from nengo_jacobian.weight_rules import rules_for
@@ -23,13 +25,21 @@ class VectorizedReverse(Engine):
     The result is exact: every lane runs the same rate-mode graph as
     ``sim.keras_model(..., training=True)``.
 
+    Causality is used, not computed: outputs never depend on later inputs, so rows
+    are taken in order of their output step and each pass simulates only as many
+    steps as its latest row needs. For large networks over many steps, several such
+    passes cost less than one (`causal_passes` models the trade-off); the choice is
+    in ``sim.jacobian_info`` (``passes``, ``steps_simulated``).
+
     Parameters
     ----------
     chunk_size : int, optional
         Maximum number of lanes (Jacobian rows, over all items) per pass; bounds peak
-        memory. Results do not depend on it. Defaults to ``max_lanes``.
+        memory. Results do not depend on it (to float32 rounding). By default the
+        number of passes is chosen by `causal_passes` (at most ``max_lanes`` lanes
+        each).
     max_lanes : int
-        Default bound on lanes per pass when ``chunk_size`` is not given.
+        Bound on lanes per pass when ``chunk_size`` is not given.
     jit_compile : bool
         Compile each pass with XLA. In our benchmark it made warm calls 3–4× faster
         for 2 × 200 neurons and about 1.3× for 2 × 1000, at the cost of a slower
@@ -99,9 +109,20 @@ class VectorizedReverse(Engine):
         sim = request.sim
         n_rows = request.n_rows
         total = request.n_items * n_rows
-        cap = self.chunk_size or self.max_lanes
-        n_chunks = math.ceil(total / cap)
+        # Causality: a row at output step t needs only steps 0..t. Passes take the
+        # rows in order of the steps they need and simulate no further.
+        needed = np.tile(request.row_steps, request.n_items)
+        order = np.argsort(needed, kind="stable")
+        if self.chunk_size is None:
+            n_chunks = causal_passes(
+                needed[order],
+                math.ceil(total / self.max_lanes),
+                *_pass_costs(request),
+            )
+        else:
+            n_chunks = math.ceil(total / self.chunk_size)
         n_lanes = math.ceil(total / n_chunks)
+        n_chunks = math.ceil(total / n_lanes)
         plan = lane_plan(sim, request.probes, request.targets, request.n_steps, n_lanes)
         program = compiled(sim, plan, "pullback", self.jit_compile)
 
@@ -111,8 +132,11 @@ class VectorizedReverse(Engine):
             for t in request.targets
         }
         inputs = [tf.constant(x) for x in request.inputs]
+        steps_simulated = []
         for chunk in request.track(range(n_chunks)):
-            lanes = np.arange(chunk * n_lanes, min((chunk + 1) * n_lanes, total))
+            lanes = order[chunk * n_lanes : (chunk + 1) * n_lanes]
+            n_run = int(needed[lanes].max())
+            steps_simulated.append(n_run)
             n_valid = len(lanes)
             lanes = np.pad(lanes, (0, n_lanes - n_valid), constant_values=-1)
             items = np.where(lanes >= 0, lanes // n_rows, 0).astype(np.int32)
@@ -120,11 +144,85 @@ class VectorizedReverse(Engine):
             rows = np.where(lanes >= 0, request.rows[lanes % n_rows], -1)
             rows = rows.astype(np.int32)
             state_rows = (items % sim.minibatch_size).astype(np.int32)
-            outputs = program(inputs, items, state_rows, rows)
+            outputs = program(
+                inputs, items, state_rows, rows, tf.constant(n_run, tf.int32)
+            )
             for t, value in zip(request.targets, outputs):
                 results[t][lanes[:n_valid]] = value.numpy()[:n_valid]
-        sim.jacobian_info.update(lanes=n_lanes, passes=n_chunks)
+        sim.jacobian_info.update(
+            lanes=n_lanes, passes=n_chunks, steps_simulated=steps_simulated
+        )
         return {
             t: r.reshape((request.n_items, n_rows) + r.shape[1:])
             for t, r in results.items()
         }
+
+
+#: Per-step cost of one operator group, in units of the per-step cost of one signal
+#: element in one lane. Fitted to `benchmarks/jacobian_speed.py` (2-core CPU): with
+#: it, 2 × 200 neurons over 20 steps (80 lanes) stay in one pass and 2 × 1000 over
+#: 50 steps (200 lanes) take 4, which measured fastest for both.
+OPERATOR_COST = 6000
+
+
+def causal_passes(
+    needed: np.ndarray, min_passes: int, step_overhead: float, lane_cost: float
+) -> int:
+    """How many passes to split the lanes into, exploiting causality.
+
+    A pass simulates as many steps as its latest row needs, so splitting rows sorted
+    by the steps they need into more passes simulates fewer lane-steps, at the
+    price of the fixed per-step cost of every pass. Modelled cost of a pass of
+    ``L`` lanes over ``S`` steps: ``S · (step_overhead + L · lane_cost)``.
+
+    Parameters
+    ----------
+    needed : numpy.ndarray
+        Steps each lane needs, sorted ascending.
+    min_passes : int
+        The fewest passes allowed (memory bound on lanes per pass).
+    step_overhead, lane_cost : float
+        Per-step cost of a pass, and per lane and step.
+
+    Returns
+    -------
+    int
+        The number of passes with the least modelled cost, at least ``min_passes``.
+    """
+    total = len(needed)
+    best, best_cost = min_passes, np.inf
+    for passes in sorted({min_passes, *(min_passes * k for k in (2, 3, 4, 6, 8))}):
+        lanes = math.ceil(total / passes)
+        ends = np.minimum(np.arange(lanes, total + lanes, lanes), total) - 1
+        cost = float(np.sum(needed[ends])) * (step_overhead + lanes * lane_cost)
+        if cost < best_cost:
+            best, best_cost = len(ends), cost
+    return best
+
+
+def _pass_costs(request: Request) -> tuple[float, float]:
+    """``(step_overhead, lane_cost)`` of a lane pass for `causal_passes`.
+
+    Per step, every operator group costs about `OPERATOR_COST` element-lanes and each
+    lane costs its minibatched signal elements, perturbations and taps.
+    """
+    sim = request.sim
+    operators = sim.model.operators
+    merged = lane_planner(operators) is not graph_optimizer.noop_planner
+    groups = len(sim.tensor_graph.plan) if merged else len(operators)
+    elements = sum(
+        {
+            id(s.base): s.base.size
+            for op in operators
+            for s in op.all_signals
+            if s.minibatched
+        }.values()
+    )
+    for target in request.targets:
+        if target.entry is not None:
+            for rule in rules_for(target.entry, operators):
+                elements += rule.perturbed.size
+                elements += 0 if rule.tapped is None else rule.tapped.size
+        elif target.signal is not None:
+            elements += target.signal.size
+    return OPERATOR_COST * groups, float(elements)
