@@ -12,6 +12,7 @@ address, or in this process with ``client="serial"``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
@@ -122,7 +123,8 @@ def sweep(
         ``build_network() -> nengo.Network``, sent to every worker (so it must be
         picklable by ``cloudpickle``: a module-level function, a
         ``functools.partial`` of one, or a closure over picklable values). Give the
-        network a seed so that every worker builds the same weights.
+        network a seed so that every worker builds the same weights. It is also
+        called once in this process, to check the labels and the points' shape.
     points : array_like
         ``(n_points, dims)`` or ``(n_points, n_steps, dims)``; anything with
         ``shape`` and slicing (a numpy memmap, a Dask, Zarr or HDF5 array) is read one
@@ -154,9 +156,10 @@ def sweep(
     workers : int, optional
         Worker processes of the embedded cluster (default: the CPU count).
     threads : int or None
-        TensorFlow intra- and inter-op threads per worker (default 1, so that
+        TensorFlow intra- and inter-op threads per Dask worker (default 1, so that
         ``workers`` processes use ``workers`` cores); None leaves TensorFlow's
-        default. Applied where TensorFlow has not started yet.
+        default. Applied where TensorFlow has not started yet; the serial loop keeps
+        this process's settings.
     out : str or path, optional
         A directory: each chunk is written to ``out/chunks/`` as soon as it arrives
         (NetCDF), and the result is opened from there, backed by Dask, so it need not
@@ -381,8 +384,8 @@ def _compute(spec, todo, chunk_values, handle, client, workers) -> str:
             raise SweepError(
                 'workers= is for the embedded cluster, not client="serial".'
             )
-        if todo:
-            runner = ChunkRunner(spec)
+        if todo:  # this process's TensorFlow threads stay as they are
+            runner = ChunkRunner(dataclasses.replace(spec, threads=None))
             try:
                 for i in todo:
                     handle(runner.run(i, chunk_values(i)))

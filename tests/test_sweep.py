@@ -323,10 +323,10 @@ def test_embedded_local_cluster(serial_result):
         wrt="stim",
         n_steps=N_STEPS,
         chunk=CHUNK,
-        workers=2,
+        workers=1,  # client=None: an embedded LocalCluster, closed afterwards
         progress_bar=False,
     )
-    assert ds.attrs["where"] == "dask (2 workers)"
+    assert ds.attrs["where"] == "dask (1 worker)"
     assert ds.drop_attrs().identical(serial_result.drop_attrs())
 
 
