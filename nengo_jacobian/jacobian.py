@@ -11,6 +11,7 @@ from nengo_jacobian.engines import (
     FiniteDifference,
     ForwardMode,
     ReferenceLoop,
+    TapeJacobian,
     VectorizedReverse,
 )
 from nengo_jacobian.engines.base import split_rows
@@ -25,6 +26,7 @@ METHODS = {
     "loop": ReferenceLoop,
     "finite_difference": FiniteDifference,
     "forward": ForwardMode,
+    "pfor": TapeJacobian,
 }
 
 
@@ -85,6 +87,8 @@ def choose_engine(method, request: Request, chunk_size=None) -> Engine:
         return FiniteDifference(chunk_size=chunk_size or 256)
     if method == "forward":
         return ForwardMode(chunk_size=chunk_size or 256)
+    if method == "pfor":
+        return TapeJacobian()
     return ReferenceLoop()
 
 

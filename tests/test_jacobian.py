@@ -491,6 +491,30 @@ def test_use_loop_false(make_sim):
             assert max_rel_error(unrolled[key], plain[key]) < 1e-5
 
 
+def test_pfor_engine(make_sim):
+    # TensorFlow's own vectorized tape.jacobian, on an unrolled simulator; per-item
+    # weight Jacobians over a minibatch of 2 (4 items), against the loop
+    net = two_layer_net(nengo.LIF(), n_neurons=15)
+    with net:
+        nengo_dl.configure_settings(use_loop=False)
+    sim = make_sim(net, minibatch_size=2, unroll_simulation=5)
+    x = random_inputs(4, 5, 2)
+    wrt = [net.stim, net.c_ab, (net.a, "encoders"), net.b.neurons]
+    fast = sim.jacobian(net.probe, wrt, x, method="pfor")
+    assert sim.jacobian_info["engine"] == "pfor"
+    slow = sim.jacobian(net.probe, wrt, x, method="loop")
+    for key in wrt:
+        assert fast[key].shape == slow[key].shape
+        assert max_rel_error(fast[key], slow[key]) < 1e-5, key
+    last = sim.jacobian(net.probe, net.stim, x, method="pfor", output_steps=-1)
+    assert max_rel_error(last, slow[net.stim][:, -1]) < 1e-5
+    with pytest.raises(nengo_jacobian.JacobianError, match="unroll_simulation=3"):
+        sim.jacobian(net.probe, net.stim, x[:, :3], method="pfor")
+    looped = make_sim(two_layer_net(nengo.LIF(), n_neurons=15))
+    with pytest.raises(nengo_jacobian.JacobianError, match="use_loop=False"):
+        looped.jacobian(looped.model.toplevel.probe, "stim", x[:1], method="pfor")
+
+
 @pytest.mark.parametrize(
     "dtype, tolerance",
     # float64: h = 6e-6, truncation ~h^2 and rounding ~eps/h are both < 1e-9.

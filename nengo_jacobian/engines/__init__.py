@@ -8,6 +8,8 @@
   (e.g. time-tied) and many outputs.
 - `FiniteDifference`: batched central differences w.r.t. inputs and hidden signals,
   all perturbations as lanes of one forward pass.
+- `TapeJacobian`: TensorFlow's ``tape.jacobian`` with pfor on the user's Keras model,
+  for simulators unrolled to the request's steps (``use_loop=False``).
 """
 
 from nengo_jacobian.engines import _quiet
@@ -15,6 +17,7 @@ from nengo_jacobian.engines.base import Engine
 from nengo_jacobian.engines.finite_difference import FiniteDifference
 from nengo_jacobian.engines.forward import ForwardMode
 from nengo_jacobian.engines.loop import ReferenceLoop
+from nengo_jacobian.engines.pfor import TapeJacobian
 from nengo_jacobian.engines.reverse import VectorizedReverse
 
 _quiet.install()
@@ -24,5 +27,6 @@ __all__ = [
     "FiniteDifference",
     "ForwardMode",
     "ReferenceLoop",
+    "TapeJacobian",
     "VectorizedReverse",
 ]

@@ -13,6 +13,7 @@ _OURS = (
     "_row_gradient.<locals>.row_gradient",
     "_step_function.<locals>.step",
     "_program.<locals>.program",
+    "_program.<locals>.jacobians",
 )
 
 
