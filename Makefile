@@ -10,7 +10,14 @@ STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 CONSTRAINTS := requirements/constraints.txt
 
-.PHONY: demo test lint docs bench jax-env env clean
+.PHONY: demo test lint docs bench jax-env env clean env-modern test-modern
+
+# The modern stack (issue 7): TensorFlow 2.20 + tf_keras, numpy 2, Nengo 4.1, in its
+# own venv. `make test-modern PYTHON_MODERN=python3.12 VENV_MODERN=.venv-py312` for
+# Python 3.12.
+PYTHON_MODERN ?= $(PYTHON)
+VENV_MODERN ?= .venv-modern
+MODERN_CONSTRAINTS := requirements/constraints-modern.txt
 
 env: $(STAMP)
 
@@ -27,6 +34,30 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PIP) install -q --no-deps -e .
 	$(BIN)/python -c 'import nengo_jacobian, tensorflow as tf; print("nengo_jacobian", nengo_jacobian.__version__, "on TensorFlow", tf.__version__)'
 	touch $(STAMP)
+
+# tf_keras and nengo-dl go in without dependencies: both ask for the full
+# `tensorflow` package, which would go in next to tensorflow-cpu. nengo-dl (an sdist)
+# is built without build isolation: its build asks for setuptools<64, which does not
+# run on Python 3.12 (pkgutil.ImpImporter is gone); its setup.py needs pkg_resources
+# (setuptools < 80).
+MPIP := $(VENV_MODERN)/bin/python -m pip --disable-pip-version-check
+$(VENV_MODERN)/.installed: pyproject.toml $(MODERN_CONSTRAINTS)
+	$(PYTHON_MODERN) -m venv $(VENV_MODERN)
+	$(MPIP) install -q -c $(MODERN_CONSTRAINTS) tensorflow-cpu numpy
+	$(MPIP) install -q --no-deps -c $(MODERN_CONSTRAINTS) tf_keras
+	$(MPIP) install -q -c $(MODERN_CONSTRAINTS) nengo jinja2 packaging progressbar2 \
+		"matplotlib>=3.5" xarray netCDF4 "pytest>=7" "ruff>=0.5" "sphinx<8" numpydoc
+	$(MPIP) install -q "setuptools>=70,<80" wheel
+	$(MPIP) install -q --no-deps --no-build-isolation -c $(MODERN_CONSTRAINTS) nengo-dl
+	$(MPIP) install -q --no-deps -e .
+	$(VENV_MODERN)/bin/python -c 'import nengo_jacobian, tensorflow as tf, numpy, nengo, sys; print("nengo_jacobian", nengo_jacobian.__version__, "on Python", sys.version.split()[0], "TensorFlow", tf.__version__, "(tf.keras:", tf.keras.__name__.split(".")[0] + ")", "numpy", numpy.__version__, "Nengo", nengo.__version__)'
+	touch $@
+
+env-modern: $(VENV_MODERN)/.installed
+
+# Our whole suite on the modern stack.
+test-modern: $(VENV_MODERN)/.installed
+	$(VENV_MODERN)/bin/python -m pytest
 
 demo: $(STAMP)
 	$(BIN)/nengo-jacobian demo
@@ -52,4 +83,4 @@ jax-env:
 	.venv-jax/bin/python -m pip install -q jax jaxlib numpy
 
 clean:
-	rm -rf $(VENV) .venv-jax jacobian-report docs/_build
+	rm -rf $(VENV) $(VENV_MODERN) .venv-jax jacobian-report docs/_build

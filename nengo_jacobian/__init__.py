@@ -3,6 +3,13 @@
 The public API is what this module exports; everything else is implementation.
 """
 
+# ruff: noqa: E402
+# First, before anything below imports NengoDL or TensorFlow: NengoDL 3.6.0 imports
+# Keras 2 internals that TensorFlow >= 2.13 moved (a no-op on TensorFlow 2.12).
+from nengo_jacobian import _compat
+
+_compat.install()
+
 from nengo_jacobian import engines, losses, progress
 from nengo_jacobian.exceptions import (
     DataError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import nengo_dl
 import numpy as np
 
-from nengo_jacobian import outputs, products, training
+from nengo_jacobian import _compat, outputs, products, training
 from nengo_jacobian._settings import forced_setting
 from nengo_jacobian.jacobian import compute_blocks, compute_jacobian
 from nengo_jacobian.labels import WeightTable
@@ -71,6 +71,8 @@ class Simulator(nengo_dl.Simulator):
         self._jacobian_cache = {}
         model = kwargs.get("model")
         toplevel = network if network is not None else getattr(model, "toplevel", None)
+        dt = args[0] if args else kwargs.get("dt", getattr(model, "dt", 0.001))
+        _compat.check_synapses(toplevel, dt)  # NengoDL 3.6 + Nengo 4: name the synapse
         with forced_setting(toplevel, "simplifications", []):
             super().__init__(network, *args, **kwargs)
         self.weights = WeightTable(self)

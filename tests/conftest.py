@@ -5,6 +5,11 @@ import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# Before nengo_dl: on TensorFlow >= 2.13 NengoDL 3.6.0 imports only after this.
+from nengo_jacobian import _compat  # noqa: E402
+
+_compat.install()
+
 import nengo  # noqa: E402
 import nengo_dl  # noqa: E402
 import numpy as np  # noqa: E402
