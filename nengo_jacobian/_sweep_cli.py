@@ -81,10 +81,11 @@ def run_sweep(args) -> int:
     wrt = _one(args.wrt, nodes, "--wrt", "input Nodes")
     points = load_points(args.points)
     n_steps = args.steps or (model.n_steps if np.ndim(points) == 2 else None)
+    threads = 1
     if args.scheduler:
         client, workers = args.scheduler, None
-    elif args.workers == 0:
-        client, workers = "serial", None
+    elif args.workers == 0:  # in this process, with TensorFlow's own threads
+        client, workers, threads = "serial", None, None
     else:
         client, workers = None, args.workers
     show = not args.quiet
@@ -101,6 +102,7 @@ def run_sweep(args) -> int:
         chunk=args.chunk,
         client=client,
         workers=workers,
+        threads=threads,
         out=os.path.join(args.out, "sweep"),
         method=args.method,
         progress_bar=show and sys.stdout.isatty(),

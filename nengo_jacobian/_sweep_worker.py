@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -101,6 +102,12 @@ class ChunkRunner:
         warnings.filterwarnings("ignore", message="No GPU support detected")
         self.spec = spec
         self.threads_set = _set_threads(spec.threads)
+        import tensorflow as tf
+
+        # 0 is TensorFlow's default: one thread per core
+        self.tensorflow_threads = int(
+            tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
+        )
         network = spec.build_network()
         self.probe = named_probes(network)[spec.of]
         nodes = input_nodes(network)
@@ -133,6 +140,7 @@ class ChunkRunner:
     def run(self, index: int, values: np.ndarray) -> dict:
         """Jacobians (and their summaries) at ``values``, one chunk's points."""
         spec = self.spec
+        start = time.perf_counter()
         values = np.asarray(values, dtype=np.float64)
         n = len(values)
         # every chunk fills the whole minibatch (padding repeats the last point), so
@@ -170,11 +178,13 @@ class ChunkRunner:
             "engine": str(self.sim.jacobian_info.get("engine", "")),
             "dt": float(self.sim.dt),
             "threads_set": self.threads_set,
+            "tensorflow_threads": self.tensorflow_threads,
             "computed_by": f"{socket.gethostname()}:{os.getpid()}",
             **reductions(jacobian, n_out),
         }
         if spec.keep_jacobian:
             out["jacobian"] = jacobian
+        out["seconds"] = time.perf_counter() - start
         return out
 
     def close(self) -> None:

@@ -12,7 +12,6 @@ address, or in this process with ``client="serial"``.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import math
@@ -105,13 +104,12 @@ def sweep(
     **Bit for bit.** Every point is computed at the same place of the same chunk in a
     graph of the same shape, by the same code, whether the chunk runs in this
     process (``client="serial"``), on one worker or on many, and again after a
-    worker dies. So for a given ``chunk``, network, settings and software versions
-    the results are identical bits whatever the number of workers (tested with 1, 2
-    and 4 workers against the serial loop, and after killing a worker). A different
-    ``chunk`` may change the last bits (a different minibatch shape). TensorFlow's
-    thread count is set by ``threads`` on workers; the tests also find the serial
-    loop (TensorFlow's default threads) identical, but TensorFlow does not promise
-    that for every operation.
+    worker dies. So for a given ``chunk``, network, settings, TensorFlow thread
+    count (``threads``) and software versions, the results are identical bits
+    whatever the number of workers, and equal to the serial loop run with the same
+    thread count (tested with 1, 2 and 4 workers against a serial loop, and after
+    killing a worker). A different ``chunk`` or thread count may change the last
+    bits (another minibatch shape; TensorFlow splits some operations by thread).
 
     **Worker loss.** A task whose worker dies is run again on another worker by Dask
     (the embedded cluster's nanny also restarts the worker); results are collected
@@ -156,10 +154,12 @@ def sweep(
     workers : int, optional
         Worker processes of the embedded cluster (default: the CPU count).
     threads : int or None
-        TensorFlow intra- and inter-op threads per Dask worker (default 1, so that
+        TensorFlow intra- and inter-op threads per process (default 1, so that
         ``workers`` processes use ``workers`` cores); None leaves TensorFlow's
-        default. Applied where TensorFlow has not started yet; the serial loop keeps
-        this process's settings.
+        default. Applied where TensorFlow has not started yet (always on the embedded
+        cluster's workers; in this process, for ``client="serial"``, only if it has
+        not run TensorFlow yet). ``attrs["tensorflow_threads"]`` records what the
+        chunks ran with.
     out : str or path, optional
         A directory: each chunk is written to ``out/chunks/`` as soon as it arrives
         (NetCDF), and the result is opened from there, backed by Dask, so it need not
@@ -197,9 +197,10 @@ def sweep(
           manipulability is √det(J Jᵀ) (0 when there are more rows than columns),
           condition the largest over the smallest singular value; float64.
 
-        Attributes name the probe, wrt, engine, ``dt``, ``chunk`` and how many chunks
+        Attributes name the probe, wrt, engine, ``dt``, ``chunk``, how many chunks
         were computed (``chunks_computed``) and reused from ``out``
-        (``chunks_reused``).
+        (``chunks_reused``), the wall time (``seconds``) and the time spent in
+        chunk computations (``compute_seconds``, summed over workers).
 
     Raises
     ------
@@ -319,12 +320,14 @@ def sweep(
     reused = set(range(n_chunks)) - set(todo)
     bar.step(sum(min(chunk, n_points - i * chunk) for i in reused))
     seen: set = set()
+    compute_seconds: list = []
 
     def handle(result: dict) -> None:
         i = result["index"]
         if i in seen:
             return  # a task that ran twice (e.g. around a worker's death)
         seen.add(i)
+        compute_seconds.append(result["seconds"])
         values = chunk_values(i)
         if not meta:
             meta.update(_meta(result))
@@ -334,6 +337,7 @@ def sweep(
             )
             ds.attrs["points_sha256"] = points_digest(values)
             ds.attrs["computed_by"] = result["computed_by"]
+            ds.attrs["compute_seconds"] = round(result["seconds"], 6)
         if store is not None:
             store.write(i, ds)
         else:
@@ -352,11 +356,13 @@ def sweep(
         "chunks_reused": n_chunks - len(todo),
         "where": where,
         "seconds": round(time.perf_counter() - started, 3),
+        "compute_seconds": round(float(sum(compute_seconds)), 3),
     }
     if store is not None:
         dataset = store.open(n_chunks)
         dataset.attrs.pop("points_sha256", None)
         dataset.attrs.pop("computed_by", None)
+        dataset.attrs.pop("compute_seconds", None)
         dataset.attrs.update(attrs)
         return dataset
     missing = [i for i in range(n_chunks) if i not in collected]
@@ -384,8 +390,8 @@ def _compute(spec, todo, chunk_values, handle, client, workers) -> str:
             raise SweepError(
                 'workers= is for the embedded cluster, not client="serial".'
             )
-        if todo:  # this process's TensorFlow threads stay as they are
-            runner = ChunkRunner(dataclasses.replace(spec, threads=None))
+        if todo:
+            runner = ChunkRunner(spec)
             try:
                 for i in todo:
                     handle(runner.run(i, chunk_values(i)))
@@ -579,6 +585,7 @@ def _qualname(obj) -> str:
 
 def _meta(result: dict) -> dict:
     keys = ("dims", "coords", "n_out_axes", "probe", "wrt", "kind", "engine", "dt")
+    keys += ("tensorflow_threads",)
     return {k: result[k] for k in keys}
 
 
@@ -591,6 +598,7 @@ def _attrs(meta: dict, settings: dict) -> dict:
         "engine": meta["engine"],
         "dt": meta["dt"],
         "chunk": settings["chunk"],
+        "tensorflow_threads": meta["tensorflow_threads"],
         "n_steps": settings["n_steps"],
         "point": "constant input held for n_steps"
         if settings["constant"]

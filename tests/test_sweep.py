@@ -256,6 +256,7 @@ def dask_sweep(client, **kwargs):
         chunk=CHUNK,
         client=client,
         progress_bar=False,
+        threads=None,  # TensorFlow's default threads, as in this process's loop
         on_chunk=lambda i, d: by.append((i, d.attrs["computed_by"])),
         **kwargs,
     )
@@ -286,7 +287,7 @@ def test_killed_worker_changes_nothing(cluster, tmp_path):
     build = functools.partial(build_net, n_neurons=200)  # slower chunks
     q = points(160, seed=3)  # 20 chunks: most are still to do at the kill
     kwargs = dict(of="out", wrt="stim", n_steps=30, chunk=CHUNK)
-    expected = sweep(build, q, client="serial", **kwargs)
+    expected = sweep(build, q, client=client, **kwargs)  # undisturbed
     killed = {}
 
     def kill_a_busy_worker(index, dataset):
@@ -324,6 +325,7 @@ def test_embedded_local_cluster(serial_result):
         n_steps=N_STEPS,
         chunk=CHUNK,
         workers=1,  # client=None: an embedded LocalCluster, closed afterwards
+        threads=None,  # TensorFlow's default, as in this process
         progress_bar=False,
     )
     assert ds.attrs["where"] == "dask (1 worker)"
