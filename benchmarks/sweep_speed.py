@@ -17,8 +17,9 @@ Rows, all in one run on this machine:
 first chunk; for Dask the cluster start, every worker importing TensorFlow and
 building its simulator, and a first small sweep. "steady" is points per second of a
 whole sweep afterwards (median of --repeats), scheduling, transfers and assembling the
-result included. The benchmark process (Dask's scheduler and client) shares the cores
-with the workers.
+result included; "workers busy" is the share of that time the workers spent
+computing chunks (the rest: waiting for tasks, or for the CPU). The benchmark
+process (Dask's scheduler and client) shares the cores with the workers.
 """
 
 import argparse
@@ -110,17 +111,23 @@ def main():
     )
     header = (
         f"| {'configuration':<34} | {'start-up (first call)':>21} | "
-        f"{'steady points/s':>15} | {'vs 1 worker x 1 thread':>22} |"
+        f"{'steady points/s':>15} | {'vs 1 worker x 1 thread':>22} | "
+        f"{'workers busy':>12} |"
     )
     print(header)
     print("|" + "|".join("-" * (len(c) + 0) for c in header.split("|")[1:-1]) + "|")
     rows = []
 
-    def row(name, first, rate):
+    def row(name, first, rate, busy=None):
         rows.append((name, first, rate))
         base = next((r for n, _, r in rows if n.startswith("Dask, 1 worker x 1")), None)
         ratio = f"{rate / base:.2f}x" if base else "-"
-        print(f"| {name:<34} | {first:>19.1f} s | {rate:>15.0f} | {ratio:>22} |")
+        busy = f"{100 * busy:.0f} %" if busy is not None else "-"
+        print(
+            f"| {name:<34} | {first:>19.1f} s | {rate:>15.0f} | {ratio:>22} | "
+            f"{busy:>12} |",
+            flush=True,
+        )
 
     first, rate = serial(build, points, args.chunk)
     row("serial loop (this process)", first, rate)
@@ -129,11 +136,13 @@ def main():
         first, rate, results[workers, threads] = dask(
             build, points, args.chunk, workers, threads, args.repeats
         )
+        attrs = results[workers, threads].attrs
         row(
             f"Dask, {workers} worker{'s' * (workers > 1)} x {threads} "
             f"thread{'s' * (threads > 1)}",
             first,
             rate,
+            attrs["compute_seconds"] / (attrs["seconds"] * workers),
         )
     # the same bits on any number of workers (at the same thread count)
     assert results[2, 1]["jacobian"].equals(results[1, 1]["jacobian"])
