@@ -14,6 +14,8 @@ _OURS = (
     "_step_function.<locals>.step",
     "_program.<locals>.program",
     "_program.<locals>.jacobians",
+    # TensorFlow's own, called by every TapeJacobian function
+    "pfor.<locals>.f",
 )
 
 

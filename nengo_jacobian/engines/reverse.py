@@ -9,7 +9,7 @@ import tensorflow as tf
 from nengo_dl import graph_optimizer
 
 from nengo_jacobian.engines.base import Engine
-from nengo_jacobian.lanes import lane_planner
+from nengo_jacobian.lanes import lane_elements, lane_planner
 from nengo_jacobian.pullback import compiled, lane_plan
 from nengo_jacobian.request import Request
 from nengo_jacobian.weight_rules import rules_for
@@ -210,14 +210,7 @@ def _pass_costs(request: Request) -> tuple[float, float]:
     operators = sim.model.operators
     merged = lane_planner(operators) is not graph_optimizer.noop_planner
     groups = len(sim.tensor_graph.plan) if merged else len(operators)
-    elements = sum(
-        {
-            id(s.base): s.base.size
-            for op in operators
-            for s in op.all_signals
-            if s.minibatched
-        }.values()
-    )
+    elements = lane_elements(operators)
     for target in request.targets:
         if target.entry is not None:
             for rule in rules_for(target.entry, operators):
