@@ -4,8 +4,8 @@ import pathlib
 import subprocess
 import sys
 
-import numpy as np
 import pytest
+from conftest import max_rel_error
 
 import nengo_jacobian
 from nengo_jacobian.cli import main
@@ -41,7 +41,10 @@ def test_run_each_example_model(path, tmp_path, capsys):
     with nengo_jacobian.Simulator(model.network, progress_bar=False) as sim:
         expected = sim.jacobian(probes[0], inputs[0], data or None, model.n_steps)
     name = probes[0].label
-    np.testing.assert_allclose(result[name, inputs[0].label], expected, atol=1e-7)
+    # the report's request (every probe and target at once) runs other lane counts
+    # and passes than this one: equal up to float32 rounding, which this LIF model
+    # amplifies (each float32 result is ~1e-5 from the float64 one; measured)
+    assert max_rel_error(result[name, inputs[0].label], expected) < 1e-4
 
 
 def test_run_weights_by_name(tmp_path, capsys):
