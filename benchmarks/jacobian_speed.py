@@ -51,11 +51,11 @@ JAX_PYTHON = os.path.join(
 )
 
 
-def build(n_neurons: int, seed: int = 0) -> tuple:
+def build(n_neurons: int, seed: int = 0, use_loop: bool = True) -> tuple:
     with nengo.Network(seed=seed) as net:
         # not stateful: TF's tape.jacobian calls of keras_model must not move the
         # simulator's state between the timed methods
-        nengo_dl.configure_settings(stateful=False)
+        nengo_dl.configure_settings(stateful=False, use_loop=use_loop)
         stim = nengo.Node(np.zeros(4), label="stim")
         a = nengo.Ensemble(n_neurons, 4, neuron_type=nengo.LIF(), label="a")
         b = nengo.Ensemble(n_neurons, 4, neuron_type=nengo.LIF(), label="b")
@@ -125,11 +125,15 @@ def speed_rows(n_neurons: int, n_steps: int, args) -> list:
                 repeats = (
                     args.repeats if method != "loop" else max(1, args.repeats // 3)
                 )
+                # every method's first call builds its own lane graph and traces
+                sim._jacobian_cache.clear()
                 first, warm = timed(
                     lambda m=method, w=wrt: sim.jacobian(out, w, x, method=m), repeats
                 )
                 engine = sim.jacobian_info["engine"]
                 rows.append((n_neurons, n_steps, case, method, engine, first, warm))
+            if not args.skip_pfor:
+                rows.append(pfor_row(n_neurons, n_steps, case, x, args))
             if not args.skip_tape:
                 first, warm = timed(
                     lambda c=case: tape_jacobian(sim, x, n_steps, c == "input"),
@@ -163,11 +167,25 @@ def speed_rows(n_neurons: int, n_steps: int, args) -> list:
     return rows
 
 
+def pfor_row(n_neurons: int, n_steps: int, case: str, x, args) -> tuple:
+    """TapeJacobian (pfor) on the same network, built unrolled (``use_loop=False``)."""
+    net, stim, out = build(n_neurons, use_loop=False)
+    with nengo_jacobian.Simulator(
+        net, unroll_simulation=n_steps, progress_bar=False
+    ) as sim:
+        wrt = stim if case == "input" else list(sim.weights)
+        first, warm = timed(
+            lambda: sim.jacobian(out, wrt, x, method="pfor"),
+            max(1, args.repeats // 3),
+        )
+    return (n_neurons, n_steps, case, "pfor", "pfor (unrolled)", first, warm)
+
+
 def print_speed(rows: list, args) -> None:
     print(
-        f"\nJacobian speed (seconds; warm = median of {args.repeats} calls, loop of "
-        f"{max(1, args.repeats // 3)}, tape of {args.tape_repeats}; ratio = warm / "
-        f"ours (auto) warm)"
+        f"\nJacobian speed (seconds; warm = median of {args.repeats} calls, loop "
+        f"and pfor of {max(1, args.repeats // 3)}, tape of {args.tape_repeats}; "
+        f"ratio = warm / ours (auto) warm)"
     )
     header = (
         f"{'N':>5}{'T':>4}  {'request':<9}{'method':<20}{'engine':<19}"
@@ -185,6 +203,7 @@ def print_speed(rows: list, args) -> None:
                 f"{warm:>10.4f}{warm / ours[6]:>8.1f}x"
             )
         # auto picks among the exact engines; finite differences are approximate
+        # pfor needs an unrolled build of the network: shown, not a candidate
         exact = [r for r in group if r[3] in ("reverse", "reverse_xla", "forward")]
         best = min(exact, key=lambda r: r[6])
         best_first = min(exact, key=lambda r: r[5])
@@ -299,6 +318,11 @@ def main() -> None:
         help="warm tape.jacobian calls (default 0: eager, so first = warm)",
     )
     parser.add_argument("--skip-tape", action="store_true")
+    parser.add_argument(
+        "--skip-pfor",
+        action="store_true",
+        help="skip TapeJacobian (pfor) on an unrolled build (slow to trace)",
+    )
     parser.add_argument("--jax-python", default=JAX_PYTHON)
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--skip-training", action="store_true")

@@ -42,7 +42,8 @@ class Simulator(nengo_dl.Simulator):
         The labelled weights.
     jacobian_info : dict
         What the last `jacobian` call did: ``engine``, ``seconds``, ``lanes``,
-        ``passes``.
+        ``passes`` and, for the reverse engine, ``steps_simulated`` (per pass:
+        causality lets a pass stop at its latest output step).
 
     Examples
     --------
@@ -123,7 +124,9 @@ class Simulator(nengo_dl.Simulator):
             (the same, compiled by XLA: faster warm calls, slower first call),
             ``"forward"`` (JVP lanes, for few inputs and many outputs),
             ``"finite_difference"`` (central differences; inputs and hidden signals
-            only; approximate) or ``"loop"`` (the slow one-row-at-a-time reference).
+            only; approximate), ``"pfor"`` (TensorFlow's ``tape.jacobian``; only
+            for simulators unrolled to ``n_steps`` with ``use_loop=False``) or
+            ``"loop"`` (the slow one-row-at-a-time reference).
             The engine used is recorded in ``sim.jacobian_info``.
         chunk_size : int, optional
             Maximum number of Jacobian rows per backward pass (bounds memory); the
