@@ -41,9 +41,9 @@ class VectorizedReverse(Engine):
     max_lanes : int
         Bound on lanes per pass when ``chunk_size`` is not given.
     jit_compile : bool
-        Compile each pass with XLA. In our benchmark it made warm calls 3–4× faster
-        for 2 × 200 neurons and about 1.3× for 2 × 1000, at the cost of a slower
-        first call; results agree with the default to float32 rounding (XLA
+        Compile each pass with XLA. In our benchmark it made warm input-Jacobian
+        calls 2–3× faster (weight Jacobians of 2 × 1000 neurons slower), at the cost
+        of a slower first call; results agree with the default to float32 rounding (XLA
         reorders sums; near a LIF threshold that shows as ~1e-3 relative).
 
     Notes
