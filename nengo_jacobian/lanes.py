@@ -275,8 +275,6 @@ class LaneGraph(TensorGraph):
         values are passed to `run`.
     taps : sequence of nengo.builder.Signal
         Signals recorded at every step; their outputs follow the user's probes.
-    planner : callable, optional
-        NengoDL planner for the lane graph; defaults to `lane_planner`'s choice.
     """
 
     @compat.trackable.no_automatic_dependency_tracking
@@ -286,7 +284,6 @@ class LaneGraph(TensorGraph):
         n_lanes: int,
         perturbed: Sequence[Signal] = (),
         taps: Sequence[Signal] = (),
-        planner=None,
     ):
         source = sim.tensor_graph
         model = copy.copy(sim.model)
@@ -315,7 +312,7 @@ class LaneGraph(TensorGraph):
         # and sorter only decide how signals are merged, never values (see
         # `lane_planner`); both know our Perturb operator, some others do not.
         top = model.toplevel
-        planner = planner or lane_planner(sim.model.operators)
+        planner = lane_planner(sim.model.operators)
         with (
             forced_setting(top, "simplifications", []),
             forced_setting(top, "use_loop", True),
