@@ -2,6 +2,8 @@
 
 Each example's ``main(fast=True)`` returns its metrics; thresholds carry a margin over
 the values measured with these seeds (see the examples and docs/robotics.rst).
+Their wall-clock budgets are measured by ``benchmarks/examples_time.py``, not asserted
+here: on a shared CI machine a time says more about the load than about the code.
 """
 
 import pathlib
@@ -34,7 +36,6 @@ def test_spiking_fk_jacobian_drives_osc(tmp_path):
     assert m["network_J_and_x_final_error_max_cm"] <= 1.5
     # the metric tells a bad Jacobian from a good one
     assert m["wrong_J_deviation_mean_cm"] > 1.0
-    assert m["seconds"] <= 60
     assert (tmp_path / "osc_reaches.png").stat().st_size > 20000
 
 
@@ -45,7 +46,6 @@ def test_sobolev_training_improves_the_jacobian(tmp_path):
     assert m["Sobolev_jacobian_median"] <= 0.05
     assert m["Sobolev_fk_median_cm"] <= 0.6
     assert m["Sobolev_deviation_mean_cm"] <= 1.0  # its Ĵ drives OSC well
-    assert m["seconds"] <= 60
     assert (tmp_path / "sobolev_training.png").stat().st_size > 20000
 
 
@@ -56,5 +56,4 @@ def test_adaptive_force_control_rejects_the_curl_field(tmp_path):
     assert m["pass_2_missed"] == 0
     assert m["pass_2_deviation_mean_cm"] <= 1.5
     assert m["pass_4_final_error_mean_cm"] <= 2 * m["pass_2_final_error_mean_cm"]
-    assert m["seconds"] <= 90
     assert (tmp_path / "adaptive_reaches.png").stat().st_size > 20000
