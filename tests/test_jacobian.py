@@ -310,7 +310,9 @@ def test_jacobian_reads_live_weights(make_sim):
         assert jac[0, 1, 0, 1, 0] == pytest.approx(-3.0)
 
 
-@pytest.mark.parametrize("method", ["reverse", "loop"])
+@pytest.mark.parametrize(
+    "method", ["reverse", "loop", "forward", "finite_difference", "pfor"]
+)
 @pytest.mark.parametrize("with_learning_rule", [False, True])
 def test_jacobian_leaves_simulator_unchanged(make_sim, method, with_learning_rule):
     net = two_layer_net(nengo.LIF(), n_neurons=20)
@@ -321,8 +323,14 @@ def test_jacobian_leaves_simulator_unchanged(make_sim, method, with_learning_rul
             learned = nengo.Connection(net.a, err, learning_rule_type=nengo.PES())
             nengo.Connection(err, learned.learning_rule)
             nengo.Connection(net.stim, err, transform=-1)
-    sim = make_sim(net, minibatch_size=2)
-    sim.run_steps(5)  # leave some state behind
+    # pfor needs the simulation unrolled over exactly the requested steps
+    unrolled = dict(unroll_simulation=6) if method == "pfor" else {}
+    if method == "pfor":
+        with net:
+            nengo_dl.configure_settings(use_loop=False)
+    sim = make_sim(net, minibatch_size=2, **unrolled)
+    n_before = 6 if method == "pfor" else 5
+    sim.run_steps(n_before)  # leave some state behind
     probe_data = np.array(sim.data[net.probe])
     x = random_inputs(2, 6, 2)
     predicted = sim.predict(x)[net.probe]
@@ -332,12 +340,18 @@ def test_jacobian_leaves_simulator_unchanged(make_sim, method, with_learning_rul
     ]
     before = [v.numpy() for v in variables]
 
-    sim.jacobian(net.probe, [net.stim, net.c_ab, net.a], x, method=method)
+    # forward mode and finite differences have no weight targets
+    wrt = (
+        [net.stim, net.c_ab, net.a]
+        if method in ("reverse", "loop", "pfor")
+        else net.stim
+    )
+    sim.jacobian(net.probe, wrt, x, method=method)
 
     for v, value in zip(variables, before):
         np.testing.assert_array_equal(v.numpy(), value, err_msg=v.name)
     np.testing.assert_array_equal(sim.data[net.probe], probe_data)
-    assert sim.n_steps == 5
+    assert sim.n_steps == n_before
     if not with_learning_rule:  # with PES, every predict differs from the last
         np.testing.assert_array_equal(sim.predict(x)[net.probe], predicted)
 

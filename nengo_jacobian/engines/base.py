@@ -55,3 +55,22 @@ def split_rows(request: Request, array: np.ndarray) -> list[np.ndarray]:
         out.append(part.reshape(array.shape[:1] + (steps, dims) + array.shape[2:]))
         start = stop
     return out
+
+
+def snapshot_state(sim):
+    """Save the simulator's saved state and base parameters; return a restorer.
+
+    Engines that run the user's own ``sim.keras_model`` (the reference loop, pfor)
+    advance its saved state on every call; calling the returned function puts every
+    such variable back, so a Jacobian leaves the simulator as it found it.
+    """
+    variables = list(sim.tensor_graph.saved_state.values()) + list(
+        sim.tensor_graph.base_params.values()
+    )
+    values = [v.numpy() for v in variables]
+
+    def restore() -> None:
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+
+    return restore

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from nengo_jacobian.engines.base import Engine
+from nengo_jacobian.engines.base import Engine, snapshot_state
 from nengo_jacobian.request import Request
 
 
@@ -62,10 +62,7 @@ class ReferenceLoop(Engine):
         weight_targets = [t for t in request.targets if t.entry is not None]
         variables = _unique_variables(t.entry.variable for t in weight_targets)
         grad_fn = _row_gradient(sim, request, variables)
-        mutable = list(sim.tensor_graph.saved_state.values()) + list(
-            sim.tensor_graph.base_params.values()
-        )
-        snapshot = [v.numpy() for v in mutable]
+        restore_state = snapshot_state(sim)
 
         dtype = np.dtype(sim.tensor_graph.dtype)
         results = {
@@ -89,8 +86,7 @@ class ReferenceLoop(Engine):
                     input_grads, var_grads = grad_fn(
                         chunk, tf.constant(mask), tf.constant(int(row), tf.int32)
                     )
-                    for v, value in zip(mutable, snapshot):
-                        v.assign(value)
+                    restore_state()
                     for t in request.targets:
                         if t.is_input:
                             g = input_grads[input_index[t.node]].numpy()

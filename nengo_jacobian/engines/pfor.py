@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from nengo_jacobian.engines.base import Engine
+from nengo_jacobian.engines.base import Engine, snapshot_state
 from nengo_jacobian.engines.loop import _unique_variables
 from nengo_jacobian.exceptions import JacobianError
 from nengo_jacobian.request import Request
@@ -62,18 +62,14 @@ class TapeJacobian(Engine):
         weight_targets = [t for t in request.targets if t.entry is not None]
         variables = _unique_variables(t.entry.variable for t in weight_targets)
         program = _program(sim, request, variables)
-        mutable = list(sim.tensor_graph.saved_state.values()) + list(
-            sim.tensor_graph.base_params.values()
-        )
-        snapshot = [v.numpy() for v in mutable]
+        restore_state = snapshot_state(sim)
         input_index = {n: i for i, n in enumerate(sim.tensor_graph.invariant_inputs)}
         items = np.arange(batch)
         parts = {t: [] for t in request.targets}
         for start in request.track(range(0, request.n_items, batch)):
             chunk = [tf.constant(x[start : start + batch]) for x in request.inputs]
             input_jacs, variable_jacs = program(chunk)
-            for v, value in zip(mutable, snapshot):
-                v.assign(value)
+            restore_state()
             for t in request.targets:
                 if t.is_input:
                     # (batch, rows, batch, steps, size): items never interact
