@@ -11,6 +11,7 @@ import time
 import nengo
 import numpy as np
 import pytest
+from distributed.diagnostics.plugin import WorkerPlugin
 
 import nengo_jacobian
 from nengo_jacobian import SweepError, sweep
@@ -288,47 +289,64 @@ def test_dask_equals_serial_bit_for_bit(cluster, n_workers, reference, serial_re
         assert len(set(by.values())) > 1
 
 
+class KillAtChunk(WorkerPlugin):
+    """A Dask worker plugin: SIGKILL the worker as it starts computing chunk ``i``.
+
+    Only once (the first worker to get there creates ``marker`` and writes its pid);
+    the nanny's replacement worker receives the plugin too and must not die again. The
+    kill comes from inside the worker at a known point, not from a timed poll, which
+    is what made the earlier version of this test flaky: chunks take ~35 ms, so a poll
+    from the client saw no worker busy.
+    """
+
+    name = "nengo-jacobian-test-kill"
+
+    def __init__(self, chunk, marker):
+        self.chunk = chunk
+        self.marker = str(marker)
+
+    def transition(self, key, start, finish, **kwargs):
+        if finish != "executing" or not str(key).endswith(f"-{self.chunk}"):
+            return
+        try:
+            fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        os.kill(os.getpid(), signal.SIGKILL)  # no clean-up: like a crash or OOM kill
+
+
 @pytest.mark.slow
 def test_killed_worker_changes_nothing(cluster, tmp_path):
     cluster, client = cluster
     scale(cluster, client, 2)  # down from the 4 of the test before
-    build = functools.partial(build_net, n_neurons=200)  # slower chunks
-    q = points(160, seed=3)  # 20 chunks: most are still to do at the kill
-    kwargs = dict(of="out", wrt="stim", n_steps=30, chunk=CHUNK)
-    expected = sweep(build, q, client=client, **kwargs)  # undisturbed
-    killed = {}
-
-    def kill_a_busy_worker(index, dataset):
-        # At the first stored chunk both workers are warm and the rest of the window
-        # (5 chunks) is in flight; wait for the scheduler to show one running on a
-        # worker (on a loaded machine it may be between assignments) and kill that.
-        if killed:
-            return
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            busy = {w: tasks for w, tasks in client.processing().items() if tasks}
-            if busy:
-                address = sorted(busy)[0]
-                pid = client.run(os.getpid, workers=[address])[address]
-                killed.update(pid=pid, tasks=len(busy[address]), at=index)
-                os.kill(pid, signal.SIGKILL)
-                return
-            time.sleep(0.01)
-        raise AssertionError("no worker had a chunk in hand for 60 s")
-
-    ds = sweep(
-        build,
-        q,
-        client=client,
-        on_chunk=kill_a_busy_worker,
-        out=tmp_path / "s",
-        **kwargs,
-    )
-    assert killed and killed["tasks"] >= 1  # the worker died with work in hand
+    q = points(160, seed=3)  # 20 chunks; chunk 7 is started mid-sweep
+    kwargs = dict(of="out", wrt="stim", n_steps=30, chunk=CHUNK, progress_bar=False)
+    expected = sweep(build_net, q, client=client, **kwargs)  # undisturbed
+    pids_before = set(client.run(os.getpid).values())
+    marker = tmp_path / "killed.pid"
+    client.register_plugin(KillAtChunk(7, marker))
+    by = {}
+    try:
+        ds = sweep(
+            build_net,
+            q,
+            client=client,
+            on_chunk=lambda i, d: by.update({i: d.attrs["computed_by"]}),
+            out=tmp_path / "s",
+            **kwargs,
+        )
+    finally:
+        client.unregister_worker_plugin(KillAtChunk.name)
+    killed = int(marker.read_text())  # a worker died as it started chunk 7
+    assert killed in pids_before
+    assert killed not in client.run(os.getpid).values()  # replaced by the nanny
+    assert int(by[7].rsplit(":", 1)[1]) != killed  # chunk 7 was run again elsewhere
+    assert sorted(by) == list(range(20))  # every chunk stored exactly once
     assert ds["point"].values.tolist() == list(range(160))  # each point once
     assert ds.load().drop_attrs().identical(expected.drop_attrs())
     assert ds.attrs["chunks_computed"] == 20
-    assert killed["pid"] not in client.run(os.getpid).values()
 
 
 @pytest.mark.slow
