@@ -8,10 +8,12 @@ the simulator's weights, so Jacobians can appear in losses).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import tensorflow as tf
 from nengo_dl import config as dl_config
+from tensorflow.python.ops.resource_variable_ops import ResourceVariable
 
 from nengo_jacobian.lanes import LaneGraph
 from nengo_jacobian.weight_rules import rules_for
@@ -29,8 +31,28 @@ def lane_graph(sim, n_lanes: int, perturbed=(), tapped=()) -> LaneGraph:
     key = ("lanes", n_lanes, tuple(map(id, perturbed)), tuple(map(id, tapped)))
     cache = sim._jacobian_cache
     if key not in cache:
-        cache[key] = LaneGraph(sim, n_lanes, perturbed, tapped)
+        # eagerly, even inside a tf.function (see _untraced_variable)
+        with tf.init_scope(), tf.variable_creator_scope(_untraced_variable):
+            cache[key] = LaneGraph(sim, n_lanes, perturbed, tapped)
     return cache[key]
+
+
+_VARIABLE_ARGS = set(inspect.signature(ResourceVariable.__init__).parameters) - {"self"}
+
+
+def _untraced_variable(next_creator, **kwargs):
+    """Create a variable eagerly, unseen by any ``tf.function`` being traced.
+
+    A lane graph may first be asked for inside a training step's ``tf.function``, and
+    NengoDL's ``TensorGraph.build`` creates variables (copies of the parameters and
+    state, which the lane graph never reads: it uses the simulator's own). A
+    ``tf.function`` whose first trace creates variables traces itself a second time,
+    which doubled the first call of every Jacobian loss. Constructing the variable
+    directly, instead of through ``next_creator``, keeps it out of the function's
+    variable capture.
+    """
+    args = {k: v for k, v in kwargs.items() if k in _VARIABLE_ARGS}
+    return ResourceVariable(**args)
 
 
 def lane_plan(sim, probes, targets, n_steps: int, n_lanes: int) -> LanePlan:

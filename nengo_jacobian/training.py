@@ -210,6 +210,11 @@ def _step_function(sim, loss_fn, optimizer, entries, n_steps, probes=()):
     for e in entries:
         if not any(v is e.variable for v in variables):
             variables.append(e.variable)
+    if optimizer is not None and hasattr(optimizer, "build"):
+        # Its slot variables now, not in apply_gradients: a tf.function whose first
+        # trace creates variables is traced twice (Keras' legacy optimizers have no
+        # build; with those the first step still is).
+        optimizer.build(variables)
 
     @tf.function(autograph=False)
     def step(inputs):

@@ -275,6 +275,25 @@ def test_training_errors(make_sim):
     assert nengo_dl.Simulator in type(sim).__mro__
 
 
+def test_jacobian_loss_is_traced_once(make_sim):
+    """The lane graphs a Jacobian loss builds inside its first trace create NengoDL
+    variables; that must not make tf.function trace the training step twice (it
+    doubled the first call)."""
+    net = two_layer_net(nengo.RectifiedLinear(), n_neurons=10, seed=1)
+    sim = make_sim(net)
+    x = np.full((1, 3, 2), 0.3)
+    traces = []
+
+    def loss_fn(run):
+        traces.append(1)
+        return losses.identity_penalty(run, net.probe, Hidden(net.a))
+
+    optimizer = tf.keras.optimizers.SGD(1e-9)
+    for _ in range(2):
+        sim.train_step(loss_fn, optimizer, x, wrt=net.c_ab)
+    assert len(traces) == 1
+
+
 def test_bound_method_losses_are_traced_once_and_outputs_match(make_sim, monkeypatch):
     """A loss given as obj.method (a new object per access) reuses its trace."""
     import warnings
