@@ -32,12 +32,14 @@ import warnings
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 warnings.filterwarnings("ignore")
 
+# first: on TensorFlow >= 2.13 importing nengo_jacobian is what makes nengo_dl import
+import nengo_jacobian  # noqa: E402
+
+# isort: split
 import nengo  # noqa: E402
 import nengo_dl  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-
-import nengo_jacobian  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _jax_bridge import export_params, run_jax  # noqa: E402

@@ -11,13 +11,15 @@ NengoDL's ``lif_smoothing`` (SoftLIFRate in rate mode) removes that, as it does 
 ordinary training. Run: python examples/hidden_jacobian_identity.py
 """
 
+# first: on TensorFlow >= 2.13 importing nengo_jacobian is what makes nengo_dl import
+import nengo_jacobian
+from nengo_jacobian import Hidden, losses
+
+# isort: split
 import nengo
 import nengo_dl
 import numpy as np
 import tensorflow as tf
-
-import nengo_jacobian
-from nengo_jacobian import Hidden, losses
 
 with nengo.Network(seed=1) as net:
     nengo_dl.configure_settings(lif_smoothing=0.05)
