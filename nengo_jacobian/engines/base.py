@@ -63,6 +63,22 @@ def snapshot_state(sim):
     Engines that run the user's own ``sim.keras_model`` (the reference loop, pfor)
     advance its saved state on every call; calling the returned function puts every
     such variable back, so a Jacobian leaves the simulator as it found it.
+
+    Examples
+    --------
+    >>> import nengo, numpy as np, nengo_jacobian
+    >>> from nengo_jacobian.engines.base import snapshot_state
+    >>> with nengo.Network(seed=0) as net:
+    ...     ens = nengo.Ensemble(5, 1)
+    ...     probe = nengo.Probe(ens, synapse=0.01)
+    >>> with nengo_jacobian.Simulator(net, progress_bar=False) as sim:
+    ...     restore = snapshot_state(sim)
+    ...     before = [v.numpy() for v in sim.tensor_graph.saved_state.values()]
+    ...     sim.run_steps(3)  # moves the saved state on
+    ...     restore()
+    ...     after = [v.numpy() for v in sim.tensor_graph.saved_state.values()]
+    >>> all(np.array_equal(a, b) for a, b in zip(before, after))
+    True
     """
     variables = list(sim.tensor_graph.saved_state.values()) + list(
         sim.tensor_graph.base_params.values()
