@@ -40,9 +40,10 @@ def _auto(request: Request, chunk_size=None) -> Engine:
     Reverse mode needs one lane per output row (all targets at once); forward mode one
     lane per input column and target, each about `FORWARD_LANE_COST` times dearer.
     Weights always go backwards (one column per weight element), and to the reference
-    loop only when the vectorized engine has no rule for them.
+    loop only when the vectorized engine has no rule for them. Reverse mode is
+    compiled by XLA where `~nengo_jacobian.engines.reverse.xla_pays`.
     """
-    reverse = VectorizedReverse(chunk_size=chunk_size)
+    reverse = VectorizedReverse(chunk_size=chunk_size, jit_compile="auto")
     if not reverse.supports(request):
         return ReferenceLoop()
     forward = ForwardMode(chunk_size=chunk_size or 256)

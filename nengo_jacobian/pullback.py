@@ -177,7 +177,24 @@ class LanePlan:
     def _index(self, signal) -> int:
         return [id(s) for s in self.perturbed].index(id(signal))
 
-    def pullback(self, inputs, items, state_rows, seeds, n_run=None) -> list:
+    def checked_pullback(self, inputs, items, state_rows, seeds, n_run=None) -> tuple:
+        """`pullback`, and whether each lane's own outputs were finite.
+
+        A simulation that diverged (NaN or infinite outputs) has no meaningful
+        Jacobian, and how NaN flows backwards depends on the compiler (XLA's ReLU
+        gradient is a select, which turns NaN into zeros), so engines check the
+        forward pass itself.
+
+        Returns
+        -------
+        outputs : list of tf.Tensor
+            As for `pullback`.
+        finite : tf.Tensor
+            ``(n_lanes,)`` bool: whether all of the lane's probe outputs are finite.
+        """
+        return self.pullback(inputs, items, state_rows, seeds, n_run, _finite=True)
+
+    def pullback(self, inputs, items, state_rows, seeds, n_run=None, _finite=False):
         """Per-lane ``seedᵀ · ∂(probe rows)/∂target`` for every target.
 
         Parameters
@@ -211,6 +228,8 @@ class LanePlan:
                 x_lanes, perturbations, self.n_steps, state_rows, n_run
             )
             flat = self.flatten(probes)
+            if _finite:
+                finite = tf.reduce_all(tf.math.is_finite(flat), axis=1)
             if seeds.dtype.is_integer:
                 seeds = tf.one_hot(seeds, tf.shape(flat)[1], dtype=flat.dtype)
             objective = tf.reduce_sum(flat * seeds)
@@ -237,7 +256,7 @@ class LanePlan:
                         ]
                     )
                 )
-        return outputs
+        return (outputs, finite) if _finite else outputs
 
     def pushforward(self, inputs, items, state_rows, tangents) -> tf.Tensor:
         """Per-lane Jacobian-vector products ``∂(probe rows)/∂target · z``.

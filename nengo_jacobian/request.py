@@ -488,6 +488,16 @@ def _blockers(network) -> dict:
     return blockers
 
 
+def non_tensorflow_objects(sim) -> list[tuple]:
+    """``(object, name, reason)`` for every object NengoDL runs outside TensorFlow."""
+    network = sim.model.toplevel
+    if network is None:
+        return []
+    return [
+        (obj, object_name(obj), reason) for obj, reason in _blockers(network).items()
+    ]
+
+
 def _graph(network):
     forward = collections.defaultdict(set)
     for ens in network.all_ensembles:

@@ -120,8 +120,11 @@ class Simulator(nengo_dl.Simulator):
             Number of steps; taken from ``data`` if not given.
         method : str or nengo_jacobian.engines.Engine
             How to differentiate: ``"auto"`` (default: picks by the request's shape,
-            always exact), ``"reverse"`` (vectorized reverse mode), ``"reverse_xla"``
-            (the same, compiled by XLA: faster warm calls, slower first call),
+            always exact; small input and hidden-signal Jacobians are compiled by
+            XLA, see `~nengo_jacobian.engines.reverse.xla_pays`), ``"reverse"``
+            (vectorized reverse mode), ``"reverse_xla"`` (the same, compiled by XLA:
+            faster warm calls where per-operator overhead dominates, slower first
+            call),
             ``"forward"`` (JVP lanes, for few inputs and many outputs),
             ``"finite_difference"`` (central differences; inputs and hidden signals
             only; approximate), ``"pfor"`` (TensorFlow's ``tape.jacobian``; only

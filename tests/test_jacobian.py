@@ -636,11 +636,95 @@ def test_auto_picks_by_shape(make_sim):
         max_rel_error(tied, sim.jacobian(wide, net.stim, x, method="reverse").sum(3))
         < 1e-5
     )
-    # 12 output rows against 12 input columns: reverse
-    sim.jacobian(net.probe, net.stim, x)
+    # 12 output rows against 12 input columns: reverse, and for so small a pass
+    # (per-operator overhead dominates) compiled by XLA
+    small = sim.jacobian(net.probe, net.stim, x)
+    assert sim.jacobian_info["engine"] == "reverse (XLA)"
+    assert sim.jacobian_info["jit_compile"] is True
+    loop = sim.jacobian(net.probe, net.stim, x, method="loop")
+    assert max_rel_error(small, loop) < 1e-5
+    sim.jacobian(wide, net.c_ab, x)  # weights go backwards, without XLA
     assert sim.jacobian_info["engine"] == "reverse"
-    sim.jacobian(wide, net.c_ab, x)  # weights go backwards
+    assert sim.jacobian_info["jit_compile"] is False
+
+
+def test_auto_uses_xla_only_where_it_pays(make_sim):
+    """The modelled work per step decides (see XLA_BREAK_EVEN), weights never."""
+    from nengo_jacobian.engines.reverse import XLA_BREAK_EVEN, _pass_costs, xla_pays
+    from nengo_jacobian.request import build_request
+
+    net = two_layer_net(nengo.RectifiedLinear(), n_neurons=10)
+    sim = make_sim(net)
+    request, *_ = build_request(sim, net.probe, net.stim, None, 6)
+    step_overhead, lane_cost = _pass_costs(request)
+    below = int(XLA_BREAK_EVEN * step_overhead / lane_cost)
+    assert xla_pays(request, below) and not xla_pays(request, below + 1)
+    weights, *_ = build_request(sim, net.probe, [net.stim, net.c_ab], None, 6)
+    assert not xla_pays(weights, 1)
+
+
+def _python_node_net():
+    with nengo.Network(seed=0) as net:
+        nengo_dl.configure_settings(dtype="float64")  # for finite differences
+        stim = nengo.Node([0.0, 0.0], label="stim")
+        square = nengo.Node(lambda t, x: x**2, size_in=2, label="square")
+        ens = nengo.Ensemble(10, 2, label="ens")
+        nengo.Connection(stim, square, synapse=None)
+        nengo.Connection(square, ens)
+        probe = nengo.Probe(ens, label="probe")
+    return net, ens, probe
+
+
+def test_xla_is_not_used_for_networks_with_numpy_code(make_sim):
+    """A Python-function Node anywhere stops XLA: auto runs without, and says why."""
+    net, ens, probe = _python_node_net()
+    sim = make_sim(net)
+    hidden = nengo_jacobian.Hidden(ens)
+    jac = sim.jacobian(probe, hidden, n_steps=3)
     assert sim.jacobian_info["engine"] == "reverse"
+    fd = sim.jacobian(probe, hidden, n_steps=3, method="finite_difference")
+    assert max_rel_error(jac, fd) < 1e-6  # float64
+    with pytest.raises(
+        nengo_jacobian.JacobianError,
+        match=r"XLA cannot compile this network: Node square runs outside TensorFlow "
+        r"\(it runs a Python function\)\. Use method='reverse'",
+    ):
+        sim.jacobian(probe, hidden, n_steps=3, method="reverse_xla")
+
+
+def test_auto_falls_back_when_xla_refuses(make_sim, monkeypatch):
+    """An operator XLA refuses that was not foreseen: auto runs without XLA."""
+    from nengo_jacobian import pullback
+    from nengo_jacobian.engines import reverse
+
+    monkeypatch.setattr(reverse, "xla_blockers", lambda sim: [])
+    asked = []  # the jit_compile of every program the engine asks for
+
+    def compiled(sim, plan, method, jit_compile=False):
+        asked.append(jit_compile)
+        return pullback.compiled(sim, plan, method, jit_compile)
+
+    monkeypatch.setattr(reverse, "compiled", compiled)
+    net, ens, probe = _python_node_net()
+    sim = make_sim(net)
+    hidden = nengo_jacobian.Hidden(ens)
+    fd = sim.jacobian(probe, hidden, n_steps=3, method="finite_difference")
+    for _ in range(2):  # the second call does not try XLA again
+        jac = sim.jacobian(probe, hidden, n_steps=3)
+        assert sim.jacobian_info["engine"] == "reverse"
+        assert "PyFunc" in sim.jacobian_info["xla_refused"]
+        assert max_rel_error(jac, fd) < 1e-6  # float64
+    assert asked == [True, False, False]
+    with pytest.raises(
+        nengo_jacobian.JacobianError,
+        match=r"XLA could not compile this request's lane graph \(.*PyFunc",
+    ):
+        sim.jacobian(
+            probe,
+            hidden,
+            n_steps=3,
+            method=reverse.VectorizedReverse(chunk_size=2, jit_compile=True),
+        )
 
 
 def test_xla_compiled_reverse_mode_matches(make_sim):

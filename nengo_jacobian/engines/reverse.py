@@ -9,9 +9,11 @@ import tensorflow as tf
 from nengo_dl import graph_optimizer
 
 from nengo_jacobian.engines.base import Engine
+from nengo_jacobian.exceptions import JacobianError, NonFiniteJacobianError
+from nengo_jacobian.labels import object_name
 from nengo_jacobian.lanes import lane_elements, lane_planner
 from nengo_jacobian.pullback import compiled, lane_plan
-from nengo_jacobian.request import Request
+from nengo_jacobian.request import Request, non_tensorflow_objects
 from nengo_jacobian.weight_rules import rules_for
 
 
@@ -40,11 +42,16 @@ class VectorizedReverse(Engine):
         each).
     max_lanes : int
         Bound on lanes per pass when ``chunk_size`` is not given.
-    jit_compile : bool
-        Compile each pass with XLA. In our benchmark it made warm input-Jacobian
-        calls 2–3× faster (weight Jacobians of 2 × 1000 neurons slower), at the cost
-        of a slower first call; results agree with the default to float32 rounding (XLA
-        reorders sums; near a LIF threshold that shows as ~1e-3 relative).
+    jit_compile : bool or "auto"
+        Compile each pass with XLA. ``"auto"`` (what ``method="auto"`` uses) compiles
+        where `xla_pays` predicts faster warm calls: Jacobians w.r.t. inputs and
+        hidden signals whose passes are dominated by per-operator overhead (small
+        networks, few lanes), never weights (XLA's contractions of taps and
+        perturbation gradients ran up to 3.4× slower than TensorFlow's kernels).
+        In our benchmark XLA made such calls about 2× faster warm, at the cost of a
+        first call about 0.5–1 s slower (1.2–1.5×). Results agree with the default to
+        float32 rounding (XLA reorders sums; near a LIF threshold that shows as
+        ~1e-3 relative), and each request is always computed the same way.
 
     Notes
     -----
@@ -84,8 +91,10 @@ class VectorizedReverse(Engine):
             raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
         self.chunk_size = None if chunk_size is None else int(chunk_size)
         self.max_lanes = int(max_lanes)
-        self.jit_compile = bool(jit_compile)
-        if self.jit_compile:
+        if jit_compile != "auto":
+            jit_compile = bool(jit_compile)
+        self.jit_compile = jit_compile
+        if self.jit_compile is True:
             self.name = "reverse (XLA)"
 
     def __repr__(self) -> str:
@@ -124,7 +133,17 @@ class VectorizedReverse(Engine):
         n_lanes = math.ceil(total / n_chunks)
         n_chunks = math.ceil(total / n_lanes)
         plan = lane_plan(sim, request.probes, request.targets, request.n_steps, n_lanes)
-        program = compiled(sim, plan, "pullback", self.jit_compile)
+        blockers = xla_blockers(sim)
+        if self.jit_compile is True and blockers:
+            raise JacobianError(
+                f"XLA cannot compile this network: {blockers[0]}. Use "
+                f"method='reverse' (the same engine without XLA)."
+            )
+        jit = self.jit_compile
+        refused = sim._jacobian_cache.get(("xla refused", id(plan)))
+        if jit == "auto":
+            jit = not blockers and not refused and xla_pays(request, n_lanes)
+        program = compiled(sim, plan, "checked_pullback", jit)
 
         dtype = np.dtype(sim.tensor_graph.dtype)
         results = {
@@ -133,6 +152,7 @@ class VectorizedReverse(Engine):
         }
         inputs = [tf.constant(x) for x in request.inputs]
         steps_simulated = []
+        diverged = set()  # items whose simulation is not finite
         for chunk in request.track(range(n_chunks)):
             lanes = order[chunk * n_lanes : (chunk + 1) * n_lanes]
             n_run = int(needed[lanes].max())
@@ -144,18 +164,53 @@ class VectorizedReverse(Engine):
             rows = np.where(lanes >= 0, request.rows[lanes % n_rows], -1)
             rows = rows.astype(np.int32)
             state_rows = (items % sim.minibatch_size).astype(np.int32)
-            outputs = program(
-                inputs, items, state_rows, rows, tf.constant(n_run, tf.int32)
-            )
+            args = (inputs, items, state_rows, rows, tf.constant(n_run, tf.int32))
+            try:
+                outputs = program(*args)
+            except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
+                if not jit:
+                    raise
+                # an operator XLA cannot compile that xla_blockers did not foresee
+                refused = str(e).strip().splitlines()[0]
+                if self.jit_compile is True:
+                    raise JacobianError(
+                        f"XLA could not compile this request's lane graph "
+                        f"({refused}). Use method='reverse' (the same engine "
+                        f"without XLA)."
+                    ) from None
+                # auto: remember, and run this plan without XLA from now on
+                sim._jacobian_cache[("xla refused", id(plan))] = refused
+                jit = False
+                program = compiled(sim, plan, "checked_pullback", False)
+                outputs = program(*args)
+            outputs, finite = outputs
+            diverged.update(items[:n_valid][~finite.numpy()[:n_valid]].tolist())
             for t, value in zip(request.targets, outputs):
                 results[t][lanes[:n_valid]] = value.numpy()[:n_valid]
+        if diverged:
+            raise NonFiniteJacobianError(
+                f"The Jacobian of {_names(request.probes)} w.r.t. "
+                f"{', '.join(t.name for t in request.targets)} is undefined: the "
+                f"simulation's outputs are NaN or infinite for item(s) "
+                f"{sorted(diverged)}. Check the input data and weights for extreme "
+                f"values (rates overflow), or use dtype='float64'."
+            )
         sim.jacobian_info.update(
-            lanes=n_lanes, passes=n_chunks, steps_simulated=steps_simulated
+            engine="reverse (XLA)" if jit else "reverse",
+            jit_compile=jit,
+            **({"xla_refused": refused} if refused else {}),
+            lanes=n_lanes,
+            passes=n_chunks,
+            steps_simulated=steps_simulated,
         )
         return {
             t: r.reshape((request.n_items, n_rows) + r.shape[1:])
             for t, r in results.items()
         }
+
+
+def _names(probes) -> str:
+    return ", ".join(f"Probe {object_name(p)}" for p in probes)
 
 
 #: Per-step cost of one operator group, in units of the per-step cost of one signal
@@ -219,3 +274,48 @@ def _pass_costs(request: Request) -> tuple[float, float]:
         elif target.signal is not None:
             elements += target.signal.size
     return OPERATOR_COST * groups, float(elements)
+
+
+#: XLA pays when a pass's per-step work over its lanes is below this many times its
+#: per-step operator overhead (both as `_pass_costs` models them). Fitted to warm
+#: input Jacobians in `benchmarks/jacobian_speed.py` (2-core CPU): at ratios 0.85–2.1
+#: (2 × 200 neurons over 20 and 50 steps, 2 × 1000 over 20) XLA was 2.0–2.4× faster;
+#: at 3.5 (2 × 1000 over 50 steps) 1.1× slower, its loops using one core where
+#: TensorFlow's kernels use both.
+XLA_BREAK_EVEN = 2.75
+
+
+def xla_pays(request: Request, n_lanes: int) -> bool:
+    """Whether XLA is predicted to make this request's passes faster warm.
+
+    Parameters
+    ----------
+    request : nengo_jacobian.request.Request
+        The request.
+    n_lanes : int
+        Lanes per pass.
+
+    Returns
+    -------
+    bool
+        True for requests without weight targets whose lanes' work per step,
+        ``n_lanes · lane_cost``, is below `XLA_BREAK_EVEN` times the per-step
+        operator overhead (`_pass_costs`).
+    """
+    if any(t.entry is not None for t in request.targets):
+        return False
+    step_overhead, lane_cost = _pass_costs(request)
+    return n_lanes * lane_cost < XLA_BREAK_EVEN * step_overhead
+
+
+def xla_blockers(sim) -> list[str]:
+    """Why XLA cannot compile the simulator's lane graphs (empty if it can).
+
+    Lane graphs run the whole network, so any object that NengoDL runs as numpy
+    code (a Python-function Node, a numpy Process, a Direct-mode ensemble) stops
+    XLA, whether or not it lies on the Jacobian's path.
+    """
+    return [
+        f"{type(obj).__name__} {name} runs outside TensorFlow ({reason})"
+        for obj, name, reason in non_tensorflow_objects(sim)
+    ]
