@@ -108,7 +108,9 @@ def run_sweep(args) -> int:
         progress_bar=show and sys.stdout.isatty(),
     )
     seconds = time.perf_counter() - start
-    result = result.load()
+    # the chunks were written here: read them here, not on a Client's workers
+    # (remote ones may not see the files)
+    result = result.load(scheduler="threads")
     os.makedirs(args.out, exist_ok=True)
     paths = [os.path.join(args.out, "sweep.nc"), os.path.join(args.out, "sweep.txt")]
     result.to_netcdf(paths[0])
