@@ -133,7 +133,8 @@ class VectorizedReverse(Engine):
         n_lanes = math.ceil(total / n_chunks)
         n_chunks = math.ceil(total / n_lanes)
         plan = lane_plan(sim, request.probes, request.targets, request.n_steps, n_lanes)
-        blockers = xla_blockers(sim)
+        # only a request that may use XLA needs the network scanned for numpy code
+        blockers = xla_blockers(sim) if self.jit_compile else []
         if self.jit_compile is True and blockers:
             raise JacobianError(
                 f"XLA cannot compile this network: {blockers[0]}. Use "
@@ -301,6 +302,22 @@ def xla_pays(request: Request, n_lanes: int) -> bool:
         True for requests without weight targets whose lanes' work per step,
         ``n_lanes · lane_cost``, is below `XLA_BREAK_EVEN` times the per-step
         operator overhead (`_pass_costs`).
+
+    Examples
+    --------
+    >>> import nengo, numpy as np, nengo_jacobian
+    >>> from nengo_jacobian.engines.reverse import xla_pays
+    >>> from nengo_jacobian.request import build_request
+    >>> with nengo.Network(seed=0) as net:
+    ...     stim = nengo.Node(np.zeros(2), label="stim")
+    ...     ens = nengo.Ensemble(10, 2, label="ens")
+    ...     _ = nengo.Connection(stim, ens, synapse=None)
+    ...     out = nengo.Probe(ens, synapse=0.01, label="out")
+    >>> with nengo_jacobian.Simulator(net, progress_bar=False) as sim:
+    ...     inputs, *_ = build_request(sim, out, stim, None, 5)
+    ...     weights, *_ = build_request(sim, out, ens, None, 5)  # its encoders
+    ...     xla_pays(inputs, 10), xla_pays(inputs, 10**6), xla_pays(weights, 10)
+    (True, False, False)
     """
     if any(t.entry is not None for t in request.targets):
         return False
@@ -314,6 +331,18 @@ def xla_blockers(sim) -> list[str]:
     Lane graphs run the whole network, so any object that NengoDL runs as numpy
     code (a Python-function Node, a numpy Process, a Direct-mode ensemble) stops
     XLA, whether or not it lies on the Jacobian's path.
+
+    Examples
+    --------
+    >>> import nengo, nengo_jacobian
+    >>> from nengo_jacobian.engines.reverse import xla_blockers
+    >>> with nengo.Network() as net:
+    ...     stim = nengo.Node([0.0], label="stim")
+    ...     square = nengo.Node(lambda t, x: x**2, size_in=1, label="square")
+    ...     _ = nengo.Connection(stim, square, synapse=None)
+    >>> with nengo_jacobian.Simulator(net, progress_bar=False) as sim:
+    ...     xla_blockers(sim)
+    ['Node square runs outside TensorFlow (it runs a Python function)']
     """
     return [
         f"{type(obj).__name__} {name} runs outside TensorFlow ({reason})"
