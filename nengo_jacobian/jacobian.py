@@ -17,7 +17,7 @@ from nengo_jacobian.engines import (
 from nengo_jacobian.engines.base import split_rows
 from nengo_jacobian.exceptions import JacobianError, NonFiniteJacobianError
 from nengo_jacobian.labels import object_name
-from nengo_jacobian.request import Request, build_request
+from nengo_jacobian.request import Request, build_request, lane_blockers
 
 #: Names accepted by ``method=``.
 METHODS = {
@@ -40,11 +40,12 @@ def _auto(request: Request, chunk_size=None) -> Engine:
     Reverse mode needs one lane per output row (all targets at once); forward mode one
     lane per input column and target, each about `FORWARD_LANE_COST` times dearer.
     Weights always go backwards (one column per weight element), and to the reference
-    loop only when the vectorized engine has no rule for them. Reverse mode is
+    loop only when the vectorized engine has no rule for them, or when lanes cannot
+    replay the network (`~nengo_jacobian.request.lane_blockers`). Reverse mode is
     compiled by XLA where `~nengo_jacobian.engines.reverse.xla_pays`.
     """
     reverse = VectorizedReverse(chunk_size=chunk_size, jit_compile="auto")
-    if not reverse.supports(request):
+    if not reverse.supports(request) or lane_blockers(request.sim):
         return ReferenceLoop()
     forward = ForwardMode(chunk_size=chunk_size or 256)
     if forward.supports(request):

@@ -19,6 +19,11 @@ per-lane copies of the weights:
 A weight's Jacobian is then the contraction of the two (see
 `nengo_jacobian.weight_rules`); a hidden signal's is the perturbation gradient itself.
 
+Lanes that replay the same item compute the same forward pass (perturbations are zero),
+so the neuron nonlinearities, the most expensive part of a rate-mode forward pass
+(logarithms for LIF), are evaluated once per item and shared by its lanes; each lane
+still gets its own backward pass (see `share_neurons`).
+
 The lane graph owns no parameter values: every time it is called it reads the user's
 simulator variables (weights and saved state), so it always sees the live weights, a
 Jacobian computation never writes to the user's simulator, and gradients can flow back
@@ -40,6 +45,11 @@ from nengo.builder.signal import Signal
 from nengo_dl import compat, graph_optimizer, utils
 from nengo_dl import config as dl_config
 from nengo_dl.builder import Builder, OpBuilder
+from nengo_dl.neuron_builders import (
+    GenericNeuronBuilder,
+    SimNeuronsBuilder,
+    TFNeuronBuilder,
+)
 from nengo_dl.op_builders import DotIncBuilder
 from nengo_dl.tensor_graph import TensorGraph
 
@@ -192,6 +202,93 @@ class _LaneDotIncBuilder(DotIncBuilder):
         signals.scatter(self.Y_data, dot, mode=self.mode)
 
 
+def share_neurons(fn, J: tf.Tensor, first: tf.Tensor, slot: tf.Tensor) -> tf.Tensor:
+    """An elementwise ``fn(J)`` computed once per group of identical lanes.
+
+    Lanes ``l`` with the same ``slot[l]`` hold the same ``J`` in the forward pass, so
+    ``fn`` runs on one representative lane per slot (``first[slot]``) and the result
+    is gathered back. The gradient stays per lane: lane ``l`` receives
+    ``dy[l] · fn'(J[first[slot[l]]])``, which equals ``dy[l] · fn'(J[l])`` because
+    the two lanes' ``J`` are equal. The derivative is recomputed from ``J`` inside the
+    gradient, so second derivatives (gradients of Jacobians w.r.t. weights, which
+    every lane of a slot shares) are exact as well.
+
+    Parameters
+    ----------
+    fn : callable
+        Elementwise function of a ``(n_slots, n)`` tensor, e.g. a neuron type's rate.
+    J : tf.Tensor
+        ``(n_lanes, n)`` input.
+    first : tf.Tensor
+        ``(n_slots,)`` int32: one lane of each slot.
+    slot : tf.Tensor
+        ``(n_lanes,)`` int32: each lane's slot.
+
+    Returns
+    -------
+    tf.Tensor
+        ``(n_lanes, n)``: ``fn(J)``, to float32 rounding.
+    """
+
+    @tf.custom_gradient
+    def shared(J):
+        def grad(dy):
+            representatives = tf.gather(J, first)
+            with tf.GradientTape() as tape:
+                tape.watch(representatives)
+                values = fn(representatives)
+            # fn is elementwise: the gradient of its sum is its own derivative
+            derivative = tape.gradient(values, representatives)
+            return dy * tf.gather(derivative, slot)
+
+        return tf.gather(fn(tf.gather(J, first)), slot), grad
+
+    return shared(J)
+
+
+class _LaneNeuronsBuilder(SimNeuronsBuilder):
+    """NengoDL's neuron builder, with nonlinearities shared by identical lanes.
+
+    In rate mode a neuron group's output is an elementwise function of its input
+    current (spiking types' states are held constant), so when the lane graph is
+    given lane slots (`LaneGraph.run`) the function is evaluated once per slot with
+    `share_neurons`: at 2 × 200 LIF neurons, 20 steps and 80 lanes of one item this
+    made a whole forward and backward pass 2.2× faster with XLA and 1.7× without
+    (2 × 1000 neurons, 50 steps, 200 lanes: 2.9× and 2.0×).
+    """
+
+    lane_graph = None
+
+    def build_step(self, signals):
+        """NengoDL's step, or the shared one when the lane graph gives slots."""
+        neurons = self.built_neurons
+        share = self.lane_graph.share if self.lane_graph is not None else None
+        state = neurons.state_data
+        if share is None or (state and not neurons.spiking):
+            # an unshared pass, or a rate neuron whose own state evolves per lane
+            return super().build_step(signals)
+        first, slot = share
+        J = signals.gather(neurons.J_data)
+        states = [signals.gather(d) for d in state.values()]
+        few = copy.copy(neurons)
+        if hasattr(neurons, "zeros"):
+            # LIFRate's zeros are minibatch-shaped; the shared step has n_slots rows
+            few.zeros = tf.zeros(
+                (first.shape[0],) + tuple(neurons.J_data.shape), signals.dtype
+            )
+
+        def rate(j):
+            if not neurons.spiking:
+                return few.step(j, signals.dt)
+            # rate mode (NengoDL's training_step): the states do not change
+            kwargs = {k: tf.gather(v, first) for k, v in zip(state, states)}
+            return few.training_step(j, signals.dt, **kwargs)
+
+        signals.scatter(neurons.output_data, share_neurons(rate, J, first, slot))
+        for data, value in zip(state.values(), states):
+            signals.scatter(data, value)
+
+
 class _Piece(
     collections.namedtuple("_Piece", "start stop source_key source_rows minibatched")
 ):
@@ -333,6 +430,21 @@ class LaneGraph(TensorGraph):
         for ops, op_build in builds.items():
             if type(op_build) is DotIncBuilder:
                 builds[ops] = _LaneDotIncBuilder(ops)
+            elif type(op_build) is SimNeuronsBuilder and isinstance(
+                op_build.built_neurons, TFNeuronBuilder
+            ):
+                builds[ops] = _LaneNeuronsBuilder(ops)
+                builds[ops].lane_graph = self
+        #: Whether lanes of one item compute one forward pass, so that they may share
+        #: neuron nonlinearities: not where NengoDL runs a neuron type in numpy, once
+        #: per minibatch item (it may draw random numbers). numpy Processes, which get
+        #: a random generator per item, never reach a lane graph (`lane_blockers`).
+        self.shareable = not any(
+            isinstance(op_build, SimNeuronsBuilder)
+            and isinstance(op_build.built_neurons, GenericNeuronBuilder)
+            for op_build in builds.values()
+        )
+        self.share = None
         self.source = source
         self.n_user_probes = len(sim.model.probes)
         for op in self.perturb_ops:
@@ -450,6 +562,7 @@ class LaneGraph(TensorGraph):
         n_steps: int,
         lane_rows: tf.Tensor,
         n_run: tf.Tensor | None = None,
+        slots: tuple[tf.Tensor, int] | None = None,
     ) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
         """Simulate all lanes in rate mode; call inside a ``tf.function``.
 
@@ -470,6 +583,13 @@ class LaneGraph(TensorGraph):
             same traced graph serves every ``n_run``). Later steps of the probes and
             taps are zero, and so are the gradients w.r.t. later inputs: outputs
             never depend on later inputs. Defaults to ``n_steps``.
+        slots : (tf.Tensor, int), optional
+            ``(slot, n_slots)``: an ``(n_lanes,)`` int32 tensor of values below
+            ``n_slots`` such that lanes with the same slot have the same inputs and
+            state (e.g. the item they replay) and zero perturbations. Their neuron
+            nonlinearities are then computed once per slot (`share_neurons`); the
+            results are the same to float32 rounding. Ignored when fewer lanes than
+            slots would share, or where lanes of one item differ (`shareable`).
 
         Returns
         -------
@@ -480,16 +600,26 @@ class LaneGraph(TensorGraph):
         """
         self.lane_rows = lane_rows
         self._perturbations = list(perturbations)
+        self.share = None
+        if slots is not None and self.shareable and slots[1] < self.minibatch_size:
+            slot, n_slots = slots
+            hits = tf.equal(slot[None, :], tf.range(n_slots, dtype=slot.dtype)[:, None])
+            # a lane of each slot (slots no lane holds get lane 0: computed, unused)
+            first = tf.argmax(tf.cast(hits, tf.int32), axis=1, output_type=tf.int32)
+            self.share = (first, tf.cast(slot, tf.int32))
         if n_run is None:
             n_run = tf.constant(n_steps, tf.int32)
         steps = tf.fill((self.minibatch_size, 1), n_run)
         sizes = [n_steps if self._keeps_history(p) else 1 for p in self.model.probes]
-        with _fixed_loop(n_steps, sizes):
-            outputs = self(
-                list(inputs) + [steps],
-                training=True,
-                stateful=False,
-            )
+        try:
+            with _fixed_loop(n_steps, sizes):
+                outputs = self(
+                    list(inputs) + [steps],
+                    training=True,
+                    stateful=False,
+                )
+        finally:
+            self.share = None
         # NengoDL stacks probe data in a TensorArray, which loses the static number
         # of steps; restore it so that callers can use static shapes.
         shaped = []

@@ -15,7 +15,9 @@ import tensorflow as tf
 from nengo_dl import config as dl_config
 from tensorflow.python.ops.resource_variable_ops import ResourceVariable
 
+from nengo_jacobian.exceptions import JacobianError
 from nengo_jacobian.lanes import LaneGraph
+from nengo_jacobian.request import lane_blockers
 from nengo_jacobian.weight_rules import rules_for
 
 
@@ -31,6 +33,14 @@ def lane_graph(sim, n_lanes: int, perturbed=(), tapped=()) -> LaneGraph:
     key = ("lanes", n_lanes, tuple(map(id, perturbed)), tuple(map(id, tapped)))
     cache = sim._jacobian_cache
     if key not in cache:
+        blockers = lane_blockers(sim)
+        if blockers:
+            raise JacobianError(
+                f"The lane engines cannot replay this network: {blockers[0]}, with a "
+                f"random generator per minibatch item, and lanes replay each item "
+                f"many times. Use method='loop' (which runs your own graph), or take "
+                f"the Jacobian of a copy of the network without it."
+            )
         # eagerly, even inside a tf.function (see _untraced_variable)
         with tf.init_scope(), tf.variable_creator_scope(_untraced_variable):
             cache[key] = LaneGraph(sim, n_lanes, perturbed, tapped)
@@ -171,8 +181,25 @@ class LanePlan:
             tf.zeros((self.n_lanes, self.n_steps, s.size), self.lanes.dtype)
             for s in self.perturbed
         ]
-        probes, _ = self.lanes.run(x_lanes, perturbations, self.n_steps, state_rows)
+        probes, _ = self.lanes.run(
+            x_lanes,
+            perturbations,
+            self.n_steps,
+            state_rows,
+            slots=self.slots(inputs, items, state_rows),
+        )
         return [probes[i] for i in self.probe_index]
+
+    def slots(self, inputs, items, state_rows) -> tuple[tf.Tensor, int] | None:
+        """Which lanes replay the same forward pass, for `LaneGraph.run`'s ``slots``.
+
+        A lane's forward pass is fixed by its inputs (its item) and, without inputs,
+        by the saved state it starts from; perturbations here are always zero.
+        """
+        if inputs:
+            n_items = inputs[0].shape[0]
+            return None if n_items is None else (tf.convert_to_tensor(items), n_items)
+        return tf.convert_to_tensor(state_rows), self.sim.minibatch_size
 
     def _index(self, signal) -> int:
         return [id(s) for s in self.perturbed].index(id(signal))
@@ -225,7 +252,12 @@ class LanePlan:
             ]
             tape.watch(x_lanes + perturbations)
             probes, taps = self.lanes.run(
-                x_lanes, perturbations, self.n_steps, state_rows, n_run
+                x_lanes,
+                perturbations,
+                self.n_steps,
+                state_rows,
+                n_run,
+                slots=self.slots(inputs, items, state_rows),
             )
             flat = self.flatten(probes)
             if _finite:

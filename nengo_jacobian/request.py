@@ -498,6 +498,46 @@ def non_tensorflow_objects(sim) -> list[tuple]:
     ]
 
 
+def lane_blockers(sim) -> list[str]:
+    """Why the lane engines cannot replay this network (empty if they can).
+
+    NengoDL runs a Process without a TensorFlow implementation inside the network
+    (an Ensemble's ``noise``, a Node whose output is such a Process and which has an
+    input) in numpy, with its own random generator for every minibatch item. Lanes
+    replay each item many times, so they cannot reproduce the user's realisation of
+    it; only the reference loop, which runs the user's own graph, can.
+
+    Returns
+    -------
+    list of str
+        One description per such object, e.g. ``"Ensemble a: its noise WhiteNoise
+        runs in numpy"``.
+    """
+    network = sim.model.toplevel
+    if network is None:
+        return []
+
+    def numpy_process(p):
+        return (
+            isinstance(p, nengo.Process)
+            and type(p) not in SimProcessBuilder.TF_PROCESS_IMPL
+        )
+
+    found = [
+        f"Ensemble {object_name(ens)}: its noise {type(ens.noise).__name__} runs in "
+        f"numpy"
+        for ens in network.all_ensembles
+        if numpy_process(ens.noise)
+    ]
+    found += [
+        f"Node {object_name(node)}: its Process {type(node.output).__name__} runs in "
+        f"numpy"
+        for node in network.all_nodes
+        if node.size_in > 0 and numpy_process(node.output)
+    ]
+    return found
+
+
 def _graph(network):
     forward = collections.defaultdict(set)
     for ens in network.all_ensembles:

@@ -643,24 +643,28 @@ def test_auto_picks_by_shape(make_sim):
     assert sim.jacobian_info["jit_compile"] is True
     loop = sim.jacobian(net.probe, net.stim, x, method="loop")
     assert max_rel_error(small, loop) < 1e-5
-    sim.jacobian(wide, net.c_ab, x)  # weights go backwards, without XLA
-    assert sim.jacobian_info["engine"] == "reverse"
-    assert sim.jacobian_info["jit_compile"] is False
+    # weights go backwards; XLA only for small passes (here 60 lanes, 10 neurons)
+    sim.jacobian(wide, net.c_ab, x)
+    assert sim.jacobian_info["engine"] == "reverse (XLA)"
 
 
 def test_auto_uses_xla_only_where_it_pays(make_sim):
-    """The modelled work per step decides (see XLA_BREAK_EVEN), weights never."""
-    from nengo_jacobian.engines.reverse import XLA_BREAK_EVEN, _pass_costs, xla_pays
+    """The modelled work per step decides: XLA_BREAK_EVEN, lower for weights."""
+    from nengo_jacobian.engines import reverse
     from nengo_jacobian.request import build_request
 
     net = two_layer_net(nengo.RectifiedLinear(), n_neurons=10)
     sim = make_sim(net)
-    request, *_ = build_request(sim, net.probe, net.stim, None, 6)
-    step_overhead, lane_cost = _pass_costs(request)
-    below = int(XLA_BREAK_EVEN * step_overhead / lane_cost)
-    assert xla_pays(request, below) and not xla_pays(request, below + 1)
-    weights, *_ = build_request(sim, net.probe, [net.stim, net.c_ab], None, 6)
-    assert not xla_pays(weights, 1)
+    for wrt, break_even in (
+        (net.stim, reverse.XLA_BREAK_EVEN),
+        ([net.stim, net.c_ab], reverse.WEIGHT_XLA_BREAK_EVEN),
+    ):
+        request, *_ = build_request(sim, net.probe, wrt, None, 6)
+        step_overhead, lane_cost = reverse._pass_costs(request)
+        below = int(np.ceil(break_even * step_overhead / lane_cost)) - 1
+        assert reverse.xla_pays(request, below)
+        assert not reverse.xla_pays(request, below + 1)
+    assert reverse.WEIGHT_XLA_BREAK_EVEN < reverse.XLA_BREAK_EVEN
 
 
 def _python_node_net():
@@ -739,3 +743,88 @@ def test_xla_compiled_reverse_mode_matches(make_sim):
     assert sim.jacobian_info["passes"] == 3  # 2 items x 12 rows in lanes of 10
     for key in wrt:
         assert max_rel_error(xla[key], plain[key]) < 1e-4, key
+
+
+SHARED_NEURON_TYPES = {
+    "LIFRate": nengo.LIFRate(),
+    "Tanh": nengo.Tanh(tau_ref=0.002),
+    "SpikingRectifiedLinear": nengo.SpikingRectifiedLinear(),
+    "RegularSpiking(LIFRate)": nengo.RegularSpiking(nengo.LIFRate()),
+    "LIF smoothed (SoftLIFRate)": nengo.LIF(),
+}
+
+
+@pytest.mark.parametrize("neuron_type", list(SHARED_NEURON_TYPES))
+def test_shared_nonlinearities_equal_the_loop(make_sim, monkeypatch, neuron_type):
+    # Lanes of one item share their neurons' nonlinearity (lanes.share_neurons);
+    # every lane still has its own backward pass. 3 items with 24 rows each: 72
+    # lanes in 3 slots, interleaved by the causal order. The loop differentiates the
+    # user's own graph, where nothing is shared; it has no hidden signals, for which
+    # the reference is the same lanes with sharing turned off.
+    calls = []
+    share = nengo_jacobian.lanes.share_neurons
+    monkeypatch.setattr(
+        nengo_jacobian.lanes,
+        "share_neurons",
+        lambda *args: calls.append(args[3].shape) or share(*args),
+    )
+    net = two_layer_net(SHARED_NEURON_TYPES[neuron_type], n_neurons=20)
+    if "smoothed" in neuron_type:
+        with net:
+            nengo_dl.configure_settings(lif_smoothing=0.05)
+    sim = make_sim(net, minibatch_size=3)
+    x = random_inputs(3, 4, 2)
+    wrt = [net.stim, net.c_ab, net.a, net.b.neurons]
+    hidden = nengo_jacobian.Hidden(net.a)
+    slow = sim.jacobian(net.probe, wrt, x, method="loop")
+    for method in ("reverse", "reverse_xla"):
+        calls.clear()
+        fast = sim.jacobian(net.probe, wrt + [hidden], x, method=method)
+        assert calls, "no nonlinearity was shared"
+        for key in wrt:
+            assert max_rel_error(fast[key], slow[key]) < 1e-5, (method, key)
+    monkeypatch.setattr(nengo_jacobian.pullback.LanePlan, "slots", lambda *a: None)
+    sim._jacobian_cache.clear()
+    calls.clear()
+    unshared = sim.jacobian(net.probe, hidden, x, method="reverse")
+    assert not calls
+    assert max_rel_error(fast[hidden], unshared) < 1e-5
+
+
+def test_numpy_neurons_share_nothing(make_sim, monkeypatch):
+    # NengoDL runs neuron types without a TensorFlow implementation in numpy, once per
+    # minibatch item; lanes do not share anything then. Here an AdaptiveLIF ensemble
+    # off the differentiated path.
+    calls = []
+    monkeypatch.setattr(
+        nengo_jacobian.lanes, "share_neurons", lambda *args: calls.append(args)
+    )
+    net = two_layer_net(nengo.LIF(), n_neurons=10)
+    with net:
+        side = nengo.Ensemble(5, 1, neuron_type=nengo.AdaptiveLIF(), label="side")
+        nengo.Connection(net.stim[0], side, synapse=None)
+    sim = make_sim(net)
+    x = random_inputs(1, 4, 2)
+    fast = sim.jacobian(net.probe, net.stim, x, method="reverse")
+    (lanes,) = [v for k, v in sim._jacobian_cache.items() if k[0] == "lanes"]
+    assert not lanes.shareable and not calls
+    slow = sim.jacobian(net.probe, net.stim, x, method="loop")
+    assert max_rel_error(fast, slow) < 1e-5
+
+
+def test_numpy_noise_is_left_to_the_loop(make_sim):
+    # Ensemble noise runs in numpy with a random generator per minibatch item, which
+    # lanes cannot replay: lane engines refuse by name, auto uses the loop.
+    net = two_layer_net(nengo.LIF(), n_neurons=10)
+    with net:
+        net.a.noise = nengo.processes.WhiteNoise(seed=3)
+    sim = make_sim(net)
+    x = random_inputs(1, 4, 2)
+    for method in ("reverse", "forward", "finite_difference"):
+        with pytest.raises(nengo_jacobian.JacobianError, match="Ensemble a: its noise"):
+            sim.jacobian(net.probe, net.stim, x, method=method)
+    with pytest.raises(nengo_jacobian.JacobianError, match="method='loop'"):
+        sim.vjp(net.probe, net.stim, np.ones((1, 4, 2)), x)
+    auto = sim.jacobian(net.probe, net.stim, x)
+    assert sim.jacobian_info["engine"] == "loop"
+    assert auto.shape == (1, 4, 2, 4, 2) and np.all(np.isfinite(auto))

@@ -44,12 +44,11 @@ class VectorizedReverse(Engine):
         Bound on lanes per pass when ``chunk_size`` is not given.
     jit_compile : bool or "auto"
         Compile each pass with XLA. ``"auto"`` (what ``method="auto"`` uses) compiles
-        where `xla_pays` predicts faster warm calls: Jacobians w.r.t. inputs and
-        hidden signals whose passes are dominated by per-operator overhead (small
-        networks, few lanes), never weights (XLA's contractions of taps and
-        perturbation gradients ran up to 3.4× slower than TensorFlow's kernels).
-        In our benchmark XLA made such calls about 2× faster warm, at the cost of a
-        first call about 0.5–1 s slower (1.2–1.5×). Results agree with the default to
+        where `xla_pays` predicts faster warm calls: passes not dominated by the
+        lanes' own work (XLA's loops use one core), and for weights only small ones
+        (XLA compiles the contractions of taps and perturbation gradients poorly).
+        In our benchmark XLA made input Jacobians 1.6–3.4× faster warm, at the cost
+        of a first call about 0.5 s slower. Results agree with the default to
         float32 rounding (XLA reorders sums; near a LIF threshold that shows as
         ~1e-3 relative), and each request is always computed the same way.
 
@@ -264,9 +263,12 @@ def _pass_costs(request: Request) -> tuple[float, float]:
     """
     sim = request.sim
     operators = sim.model.operators
-    merged = lane_planner(operators) is not graph_optimizer.noop_planner
-    groups = len(sim.tensor_graph.plan) if merged else len(operators)
-    elements = lane_elements(operators)
+    key = ("pass costs", len(operators))  # the model is fixed once built
+    if key not in sim._jacobian_cache:
+        merged = lane_planner(operators) is not graph_optimizer.noop_planner
+        groups = len(sim.tensor_graph.plan) if merged else len(operators)
+        sim._jacobian_cache[key] = groups, lane_elements(operators)
+    groups, elements = sim._jacobian_cache[key]
     for target in request.targets:
         if target.entry is not None:
             for rule in rules_for(target.entry, operators):
@@ -279,11 +281,18 @@ def _pass_costs(request: Request) -> tuple[float, float]:
 
 #: XLA pays when a pass's per-step work over its lanes is below this many times its
 #: per-step operator overhead (both as `_pass_costs` models them). Fitted to warm
-#: input Jacobians in `benchmarks/jacobian_speed.py` (2-core CPU): at ratios 0.85–2.1
-#: (2 × 200 neurons over 20 and 50 steps, 2 × 1000 over 20) XLA was 2.0–2.4× faster;
-#: at 3.5 (2 × 1000 over 50 steps) 1.1× slower, its loops using one core where
-#: TensorFlow's kernels use both.
-XLA_BREAK_EVEN = 2.75
+#: input Jacobians of `benchmarks/jacobian_speed.py`'s network (2-core CPU, lanes
+#: sharing their neurons' nonlinearities): XLA was 3.4× faster at model ratio 0.85
+#: (2 × 200 neurons, 20 steps), 2.1–2.6× at 1.1–2.1, 1.6× at 3.5 (2 × 1000, 50 steps)
+#: and 1.13× at 5.2 (2 × 2000 over 50 steps; 2 × 1000 over 150), its loops using one
+#: core where TensorFlow's kernels use both.
+XLA_BREAK_EVEN = 6.0
+
+#: The same for requests with weight targets, whose contractions of taps and
+#: perturbation gradients XLA compiles poorly: 1.35× faster at model ratio 1.5
+#: (2 × 200 neurons, 20 steps), 2.4× slower at 1.9 (200, 50 steps), 1.3× at 3.6 and
+#: 5.6× at 4.5 (2 × 1000 over 20 and 50 steps).
+WEIGHT_XLA_BREAK_EVEN = 1.6
 
 
 def xla_pays(request: Request, n_lanes: int) -> bool:
@@ -299,9 +308,9 @@ def xla_pays(request: Request, n_lanes: int) -> bool:
     Returns
     -------
     bool
-        True for requests without weight targets whose lanes' work per step,
-        ``n_lanes · lane_cost``, is below `XLA_BREAK_EVEN` times the per-step
-        operator overhead (`_pass_costs`).
+        True where the lanes' work per step, ``n_lanes · lane_cost``, is below
+        `XLA_BREAK_EVEN` (`WEIGHT_XLA_BREAK_EVEN` for requests with weight targets)
+        times the per-step operator overhead (`_pass_costs`).
 
     Examples
     --------
@@ -316,13 +325,13 @@ def xla_pays(request: Request, n_lanes: int) -> bool:
     >>> with nengo_jacobian.Simulator(net, progress_bar=False) as sim:
     ...     inputs, *_ = build_request(sim, out, stim, None, 5)
     ...     weights, *_ = build_request(sim, out, ens, None, 5)  # its encoders
-    ...     xla_pays(inputs, 10), xla_pays(inputs, 10**6), xla_pays(weights, 10)
-    (True, False, False)
+    ...     [xla_pays(r, n) for r in (inputs, weights) for n in (10, 10**4)]
+    [True, False, True, False]
     """
-    if any(t.entry is not None for t in request.targets):
-        return False
+    weights = any(t.entry is not None for t in request.targets)
+    break_even = WEIGHT_XLA_BREAK_EVEN if weights else XLA_BREAK_EVEN
     step_overhead, lane_cost = _pass_costs(request)
-    return n_lanes * lane_cost < XLA_BREAK_EVEN * step_overhead
+    return n_lanes * lane_cost < break_even * step_overhead
 
 
 def xla_blockers(sim) -> list[str]:
