@@ -264,8 +264,9 @@ class _LaneNeuronsBuilder(SimNeuronsBuilder):
         neurons = self.built_neurons
         share = self.lane_graph.share if self.lane_graph is not None else None
         state = neurons.state_data
-        if share is None or (state and not neurons.spiking):
-            # an unshared pass, or a rate neuron whose own state evolves per lane
+        rate_mode = neurons.config.training is True  # a Python bool: traced as such
+        if share is None or not rate_mode or (state and not neurons.spiking):
+            # an unshared pass, or a neuron whose state evolves per lane
             return super().build_step(signals)
         first, slot = share
         J = signals.gather(neurons.J_data)
