@@ -589,8 +589,8 @@ class LaneGraph(TensorGraph):
             ``n_slots`` such that lanes with the same slot have the same inputs and
             state (e.g. the item they replay) and zero perturbations. Their neuron
             nonlinearities are then computed once per slot (`share_neurons`); the
-            results are the same to float32 rounding. Ignored when fewer lanes than
-            slots would share, or where lanes of one item differ (`shareable`).
+            results are the same to float32 rounding. Ignored unless there are fewer
+            slots than lanes, and where lanes of one item differ (`shareable`).
 
         Returns
         -------
