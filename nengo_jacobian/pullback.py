@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Sequence
 
+import numpy as np
 import tensorflow as tf
 from nengo_dl import config as dl_config
 from tensorflow.python.ops.resource_variable_ops import ResourceVariable
@@ -102,8 +103,9 @@ class Program:
 
     Calling a ``tf.function`` matches its arguments against every traced signature
     on each call; for a small Jacobian that cost about 1 ms of a 4 ms call. A
-    `Program` converts the arguments to tensors and looks their shapes and dtypes up
-    itself.
+    `Program` converts numpy arguments to tensors and looks their shapes and dtypes
+    up itself. Defaults are passed explicitly (TensorFlow 2.20's concrete functions
+    require every argument).
 
     Parameters
     ----------
@@ -113,17 +115,28 @@ class Program:
 
     def __init__(self, function):
         self.function = function
+        self._signature = inspect.signature(function.python_function)
         self._concrete = {}
 
     def __call__(self, *args):
         """``function(*args)``, tracing only for a new signature."""
-        args = tf.nest.map_structure(tf.convert_to_tensor, args)
-        key = tuple((tuple(t.shape), t.dtype) for t in tf.nest.flatten(args))
+        bound = self._signature.bind(*args)
+        bound.apply_defaults()
+        args = tf.nest.map_structure(_as_tensor, bound.args)
+        key = tuple(
+            (tuple(x.shape), x.dtype) if tf.is_tensor(x) else (type(x), x)
+            for x in tf.nest.flatten(args)
+        )
         concrete = self._concrete.get(key)
         if concrete is None:
             concrete = self.function.get_concrete_function(*args)
             self._concrete[key] = concrete
         return concrete(*args)
+
+
+def _as_tensor(x):
+    """Arrays as tensors; Python values (None, flags) stay as they are."""
+    return tf.convert_to_tensor(x) if isinstance(x, (np.ndarray, np.generic)) else x
 
 
 class LanePlan:
