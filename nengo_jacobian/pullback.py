@@ -111,6 +111,20 @@ class Program:
     ----------
     function : tf.types.experimental.GenericFunction
         The ``tf.function``.
+
+    Examples
+    --------
+    >>> import numpy as np, tensorflow as tf
+    >>> from nengo_jacobian.pullback import Program
+    >>> def scaled(x, factor=2.0):
+    ...     return x * factor
+    >>> program = Program(tf.function(scaled))
+    >>> program(np.ones(3, np.float32)).numpy()  # traced for a float32 (3,) input
+    array([2., 2., 2.], dtype=float32)
+    >>> program(np.zeros(3, np.float32)).numpy()  # the same signature: no retrace
+    array([0., 0., 0.], dtype=float32)
+    >>> len(program._concrete)
+    1
     """
 
     def __init__(self, function):
@@ -230,11 +244,11 @@ class LanePlan:
             perturbations,
             self.n_steps,
             state_rows,
-            slots=self.slots(inputs, items, state_rows),
+            slots=self._slots(inputs, items, state_rows),
         )
         return [probes[i] for i in self.probe_index]
 
-    def slots(self, inputs, items, state_rows) -> tuple[tf.Tensor, int] | None:
+    def _slots(self, inputs, items, state_rows) -> tuple[tf.Tensor, int] | None:
         """Which lanes replay the same forward pass, for `LaneGraph.run`'s ``slots``.
 
         A lane's forward pass is fixed by its inputs (its item) and, without inputs,
@@ -301,7 +315,7 @@ class LanePlan:
                 self.n_steps,
                 state_rows,
                 n_run,
-                slots=self.slots(inputs, items, state_rows),
+                slots=self._slots(inputs, items, state_rows),
             )
             flat = self.flatten(probes)
             if _finite:

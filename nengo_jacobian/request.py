@@ -461,6 +461,14 @@ def _vertex(obj):
     return obj.obj if isinstance(obj, nengo.base.ObjView) else obj
 
 
+def _numpy_process(process) -> bool:
+    """Whether NengoDL runs ``process`` in numpy (it has no TensorFlow builder)."""
+    return (
+        isinstance(process, nengo.Process)
+        and type(process) not in SimProcessBuilder.TF_PROCESS_IMPL
+    )
+
+
 def _blockers(network) -> dict:
     """Graph vertices whose output TensorFlow cannot differentiate, with reasons."""
     blockers = {}
@@ -468,7 +476,7 @@ def _blockers(network) -> dict:
         if isinstance(node, TensorNode) or node.size_in == 0 or node.output is None:
             continue
         if isinstance(node.output, nengo.Process):
-            if type(node.output) in SimProcessBuilder.TF_PROCESS_IMPL:
+            if not _numpy_process(node.output):
                 continue
             reason = f"its Process {type(node.output).__name__} runs in numpy"
         else:
@@ -512,28 +520,33 @@ def lane_blockers(sim) -> list[str]:
     list of str
         One description per such object, e.g. ``"Ensemble a: its noise WhiteNoise
         runs in numpy"``.
+
+    Examples
+    --------
+    >>> import nengo, nengo_jacobian
+    >>> from nengo_jacobian.request import lane_blockers
+    >>> with nengo.Network(seed=0) as net:
+    ...     noise = nengo.processes.WhiteNoise(seed=1)
+    ...     ens = nengo.Ensemble(10, 1, noise=noise, label="a")
+    ...     quiet = nengo.Ensemble(10, 1, label="b")  # no noise: lanes can replay it
+    >>> with nengo_jacobian.Simulator(net, progress_bar=False) as sim:
+    ...     lane_blockers(sim)
+    ['Ensemble a: its noise WhiteNoise runs in numpy']
     """
     network = sim.model.toplevel
     if network is None:
         return []
-
-    def numpy_process(p):
-        return (
-            isinstance(p, nengo.Process)
-            and type(p) not in SimProcessBuilder.TF_PROCESS_IMPL
-        )
-
     found = [
         f"Ensemble {object_name(ens)}: its noise {type(ens.noise).__name__} runs in "
         f"numpy"
         for ens in network.all_ensembles
-        if numpy_process(ens.noise)
+        if _numpy_process(ens.noise)
     ]
     found += [
         f"Node {object_name(node)}: its Process {type(node.output).__name__} runs in "
         f"numpy"
         for node in network.all_nodes
-        if node.size_in > 0 and numpy_process(node.output)
+        if node.size_in > 0 and _numpy_process(node.output)
     ]
     return found
 

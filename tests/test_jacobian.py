@@ -783,7 +783,7 @@ def test_shared_nonlinearities_equal_the_loop(make_sim, monkeypatch, neuron_type
         assert calls, "no nonlinearity was shared"
         for key in wrt:
             assert max_rel_error(fast[key], slow[key]) < 1e-5, (method, key)
-    monkeypatch.setattr(nengo_jacobian.pullback.LanePlan, "slots", lambda *a: None)
+    monkeypatch.setattr(nengo_jacobian.pullback.LanePlan, "_slots", lambda *a: None)
     sim._jacobian_cache.clear()
     calls.clear()
     unshared = sim.jacobian(net.probe, hidden, x, method="reverse")
