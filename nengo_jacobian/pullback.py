@@ -340,7 +340,8 @@ class LanePlan:
                     tf.add_n(
                         [
                             rule.contract(
-                                perturbation_grads[p], None if x is None else taps[x]
+                                perturbation_grads[p],
+                                None if x is None else taps.lane(x),
                             )
                             for p, x, rule in spec
                         ]

@@ -75,7 +75,9 @@ class WeightRule:
         """
         lanes = tf.shape(g)[0]
         if self.kind == "dot":
-            x = _broadcast_lanes(x, lanes)
+            if x.shape[0] == 1:
+                # one tap for all lanes (e.g. one item): a single matrix product
+                return tf.einsum("ltj,tk->ljk", g, x[0])
             return tf.einsum("ltj,ltk->ljk", g, x)
         if self.kind == "elementwise":
             x = _broadcast_lanes(x, lanes)

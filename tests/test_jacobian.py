@@ -649,22 +649,18 @@ def test_auto_picks_by_shape(make_sim):
 
 
 def test_auto_uses_xla_only_where_it_pays(make_sim):
-    """The modelled work per step decides: XLA_BREAK_EVEN, lower for weights."""
+    """The modelled work per step decides, against XLA_BREAK_EVEN."""
     from nengo_jacobian.engines import reverse
     from nengo_jacobian.request import build_request
 
     net = two_layer_net(nengo.RectifiedLinear(), n_neurons=10)
     sim = make_sim(net)
-    for wrt, break_even in (
-        (net.stim, reverse.XLA_BREAK_EVEN),
-        ([net.stim, net.c_ab], reverse.WEIGHT_XLA_BREAK_EVEN),
-    ):
+    for wrt in (net.stim, [net.stim, net.c_ab]):
         request, *_ = build_request(sim, net.probe, wrt, None, 6)
         step_overhead, lane_cost = reverse._pass_costs(request)
-        below = int(np.ceil(break_even * step_overhead / lane_cost)) - 1
+        below = int(np.ceil(reverse.XLA_BREAK_EVEN * step_overhead / lane_cost)) - 1
         assert reverse.xla_pays(request, below)
         assert not reverse.xla_pays(request, below + 1)
-    assert reverse.WEIGHT_XLA_BREAK_EVEN < reverse.XLA_BREAK_EVEN
 
 
 def _python_node_net():
@@ -789,6 +785,34 @@ def test_shared_nonlinearities_equal_the_loop(make_sim, monkeypatch, neuron_type
     unshared = sim.jacobian(net.probe, hidden, x, method="reverse")
     assert not calls
     assert max_rel_error(fast[hidden], unshared) < 1e-5
+
+
+@pytest.mark.parametrize("n_items", [1, 3])
+def test_taps_are_recorded_once_per_item(make_sim, monkeypatch, n_items):
+    # Lanes of one item tap equal values, so a tap keeps one row per item
+    # (lanes.Taps): one row contracts as a single matrix product, several are
+    # gathered per lane. The loop, which shares nothing, is the reference.
+    rows = []
+    run = nengo_jacobian.lanes.LaneGraph.run
+
+    def spy(self, *args, **kwargs):
+        probes, taps = run(self, *args, **kwargs)
+        rows.extend(value.shape[0] for value in taps.values)
+        return probes, taps
+
+    monkeypatch.setattr(nengo_jacobian.lanes.LaneGraph, "run", spy)
+    net = two_layer_net(nengo.LIF(), n_neurons=20)
+    sim = make_sim(net, minibatch_size=n_items)
+    x = random_inputs(n_items, 4, 2)
+    # connection weights tap neuron outputs, encoders the decoded input
+    wrt = [net.c_ab, net.a]
+    slow = sim.jacobian(net.probe, wrt, x, method="loop")
+    for method in ("reverse", "reverse_xla"):
+        rows.clear()
+        fast = sim.jacobian(net.probe, wrt, x, method=method)
+        assert rows and set(rows) == {n_items}, (method, rows)
+        for key in wrt:
+            assert max_rel_error(fast[key], slow[key]) < 1e-5, (method, key)
 
 
 def test_numpy_neurons_share_nothing(make_sim, monkeypatch):

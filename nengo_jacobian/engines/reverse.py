@@ -45,10 +45,9 @@ class VectorizedReverse(Engine):
     jit_compile : bool or "auto"
         Compile each pass with XLA. ``"auto"`` (what ``method="auto"`` uses) compiles
         where `xla_pays` predicts faster warm calls: passes not dominated by the
-        lanes' own work (XLA's loops use one core), and for weights only small ones
-        (XLA compiles the contractions of taps and perturbation gradients poorly).
-        In our benchmark XLA made input Jacobians 1.6–3.4× faster warm, at the cost
-        of a first call about 0.5 s slower. Results agree with the default to
+        lanes' own work (XLA's loops use one core). In our benchmark XLA made input
+        and weight Jacobians 1.3–3.3× faster warm, at the cost of a first call
+        about 0.5 s slower. Results agree with the default to
         float32 rounding (XLA reorders sums; near a LIF threshold that shows as
         ~1e-3 relative), and each request is always computed the same way.
 
@@ -280,19 +279,16 @@ def _pass_costs(request: Request) -> tuple[float, float]:
 
 
 #: XLA pays when a pass's per-step work over its lanes is below this many times its
-#: per-step operator overhead (both as `_pass_costs` models them). Fitted to warm
-#: input Jacobians of `benchmarks/jacobian_speed.py`'s network (2-core CPU, lanes
-#: sharing their neurons' nonlinearities): XLA was 3.4× faster at model ratio 0.85
-#: (2 × 200 neurons, 20 steps), 2.1–2.6× at 1.1–2.1, 1.6× at 3.5 (2 × 1000, 50 steps)
-#: and 1.13× at 5.2 (2 × 2000 over 50 steps; 2 × 1000 over 150), its loops using one
-#: core where TensorFlow's kernels use both.
-XLA_BREAK_EVEN = 6.0
-
-#: The same for requests with weight targets, whose contractions of taps and
-#: perturbation gradients XLA compiles poorly: 1.35× faster at model ratio 1.5
-#: (2 × 200 neurons, 20 steps), 2.4× slower at 1.9 (200, 50 steps), 1.3× at 3.6 and
-#: 5.6× at 4.5 (2 × 1000 over 20 and 50 steps).
-WEIGHT_XLA_BREAK_EVEN = 1.6
+#: per-step operator overhead (both as `_pass_costs` models them). Measured on warm
+#: Jacobians of `benchmarks/jacobian_speed.py`'s network (2-core CPU, lanes sharing
+#: their neurons' nonlinearities and taps), plain time / XLA time: for inputs 2.3×
+#: at model ratio 5.2 (2 × 1000 neurons, 150 steps), 1.9× at 5.1 (2 × 4000, 50
+#: steps) and 1.4× at 10.3 (2 × 2000, 150 steps); for weights 3.3× at 1.5 (2 × 200,
+#: 20 steps), 1.7× at 3.6 (2 × 1000, 20 steps), 1.2–1.5× at 4.5 and 1.3–1.5× at
+#: 9.0 (2 × 1000 to 2 × 4000 neurons). `causal_passes` keeps these requests' ratios
+#: at 10 or less; beyond that XLA's loops, which use one core where TensorFlow's
+#: kernels use both, are untested and assumed to lose.
+XLA_BREAK_EVEN = 12.0
 
 
 def xla_pays(request: Request, n_lanes: int) -> bool:
@@ -309,8 +305,7 @@ def xla_pays(request: Request, n_lanes: int) -> bool:
     -------
     bool
         True where the lanes' work per step, ``n_lanes · lane_cost``, is below
-        `XLA_BREAK_EVEN` (`WEIGHT_XLA_BREAK_EVEN` for requests with weight targets)
-        times the per-step operator overhead (`_pass_costs`).
+        `XLA_BREAK_EVEN` times the per-step operator overhead (`_pass_costs`).
 
     Examples
     --------
@@ -325,13 +320,11 @@ def xla_pays(request: Request, n_lanes: int) -> bool:
     >>> with nengo_jacobian.Simulator(net, progress_bar=False) as sim:
     ...     inputs, *_ = build_request(sim, out, stim, None, 5)
     ...     weights, *_ = build_request(sim, out, ens, None, 5)  # its encoders
-    ...     [xla_pays(r, n) for r in (inputs, weights) for n in (10, 10**4)]
+    ...     [xla_pays(r, n) for r in (inputs, weights) for n in (10, 10**5)]
     [True, False, True, False]
     """
-    weights = any(t.entry is not None for t in request.targets)
-    break_even = WEIGHT_XLA_BREAK_EVEN if weights else XLA_BREAK_EVEN
     step_overhead, lane_cost = _pass_costs(request)
-    return n_lanes * lane_cost < break_even * step_overhead
+    return n_lanes * lane_cost < XLA_BREAK_EVEN * step_overhead
 
 
 def xla_blockers(sim) -> list[str]:
