@@ -210,9 +210,10 @@ def share_neurons(fn, J: tf.Tensor, first: tf.Tensor, slot: tf.Tensor) -> tf.Ten
     ``fn`` runs on one representative lane per slot (``first[slot]``) and the result
     is gathered back. The gradient stays per lane: lane ``l`` receives
     ``dy[l] · fn'(J[first[slot[l]]])``, which equals ``dy[l] · fn'(J[l])`` because
-    the two lanes' ``J`` are equal. The derivative is recomputed from ``J`` inside the
-    gradient, so second derivatives (gradients of Jacobians w.r.t. weights, which
-    every lane of a slot shares) are exact as well.
+    the two lanes' ``J`` are equal. The derivative is recomputed inside the gradient
+    from the representatives' ``J``, so second derivatives (gradients of Jacobians
+    w.r.t. weights, which every lane of a slot shares) are exact as well, and the
+    backward pass keeps one row of ``J`` per slot and step, not one per lane.
 
     Parameters
     ----------
@@ -252,16 +253,21 @@ def share_neurons(fn, J: tf.Tensor, first: tf.Tensor, slot: tf.Tensor) -> tf.Ten
 
     @tf.custom_gradient
     def shared(J):
+        # the backward pass keeps these rows of J per step, not all lanes' rows
+        representatives = tf.gather(J, first)
+
         def grad(dy):
-            representatives = tf.gather(J, first)
+            # a tensor of this graph: in a gradient's own while loop (second order)
+            # `representatives` is captured, and the tape must watch what fn reads
+            rows = tf.identity(representatives)
             with tf.GradientTape() as tape:
-                tape.watch(representatives)
-                values = fn(representatives)
+                tape.watch(rows)
+                values = fn(rows)
             # fn is elementwise: the gradient of its sum is its own derivative
-            derivative = tape.gradient(values, representatives)
+            derivative = tape.gradient(values, rows)
             return dy * tf.gather(derivative, slot)
 
-        return tf.gather(fn(tf.gather(J, first)), slot), grad
+        return tf.gather(fn(representatives), slot), grad
 
     return shared(J)
 

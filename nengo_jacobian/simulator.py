@@ -120,9 +120,8 @@ class Simulator(nengo_dl.Simulator):
             Number of steps; taken from ``data`` if not given.
         method : str or nengo_jacobian.engines.Engine
             How to differentiate: ``"auto"`` (default: picks by the request's shape,
-            always exact; compiled by XLA where it pays, which is for most input
-            and hidden-signal Jacobians and small weight ones, see
-            `~nengo_jacobian.engines.reverse.xla_pays`), ``"reverse"``
+            always exact; compiled by XLA where it pays, which is for most
+            requests, see `~nengo_jacobian.engines.reverse.xla_pays`), ``"reverse"``
             (vectorized reverse mode), ``"reverse_xla"`` (the same, compiled by XLA:
             faster warm calls where per-operator overhead dominates, slower first
             call),
