@@ -600,7 +600,12 @@ class LaneGraph(TensorGraph):
         return self._perturbation_steps[index].read(self._step)
 
     def _build_loop(self, progress):
-        self._perturbation_steps = [_time_major(p) for p in self._perturbations]
+        # already time-major: a transposed copy of every perturbation (and of its
+        # gradient) per pass cost more than the whole pass for large signals
+        self._perturbation_steps = [
+            tf.TensorArray(p.dtype, size=p.shape[0]).unstack(p)
+            for p in self._perturbations
+        ]
         with self._live_values(), self._step_inputs():
             return super()._build_loop(progress)
 
@@ -641,7 +646,8 @@ class LaneGraph(TensorGraph):
             One ``(n_lanes, n_steps, node.size_out)`` tensor per user input Node, in
             the order of ``sim.tensor_graph.invariant_inputs``.
         perturbations : sequence of tf.Tensor
-            One ``(n_lanes, n_steps, signal.size)`` tensor per perturbed signal.
+            One ``(n_steps, n_lanes, signal.size)`` tensor per perturbed signal (time
+            first, as the loop reads them).
         n_steps : int
             Number of steps to simulate.
         lane_rows : tf.Tensor

@@ -236,7 +236,7 @@ class LanePlan:
         """The requested probes' outputs, ``(n_lanes, steps, dims)`` each."""
         x_lanes = [tf.gather(x, items) for x in inputs]
         perturbations = [
-            tf.zeros((self.n_lanes, self.n_steps, s.size), self.lanes.dtype)
+            tf.zeros((self.n_steps, self.n_lanes, s.size), self.lanes.dtype)
             for s in self.perturbed
         ]
         probes, _ = self.lanes.run(
@@ -304,8 +304,9 @@ class LanePlan:
         with tf.GradientTape() as tape:
             x_lanes = [tf.gather(x, items) for x in inputs]
             dtype = self.lanes.dtype
+            # time-major, as the loop reads them and returns their gradients
             perturbations = [
-                tf.zeros((self.n_lanes, self.n_steps, s.size), dtype)
+                tf.zeros((self.n_steps, self.n_lanes, s.size), dtype)
                 for s in self.perturbed
             ]
             tape.watch(x_lanes + perturbations)
@@ -334,7 +335,7 @@ class LanePlan:
             if kind == "input":
                 outputs.append(input_grads[spec])
             elif kind == "hidden":
-                outputs.append(perturbation_grads[spec])
+                outputs.append(tf.transpose(perturbation_grads[spec], (1, 0, 2)))
             else:
                 outputs.append(
                     tf.add_n(

@@ -64,7 +64,8 @@ class WeightRule:
         Parameters
         ----------
         g : tf.Tensor
-            ``(lanes, n_steps, perturbed.size)``: ∂out/∂(perturbed signal).
+            ``(n_steps, lanes, perturbed.size)``: ∂out/∂(perturbed signal), time
+            first as the lane graph returns it.
         x : tf.Tensor or None
             ``(lanes or 1, n_steps, tapped.size)``: the tapped signal.
 
@@ -73,22 +74,21 @@ class WeightRule:
         tf.Tensor
             ``(lanes, *weight_shape)``.
         """
-        lanes = tf.shape(g)[0]
         if self.kind == "dot":
             if x.shape[0] == 1:
                 # one tap for all lanes (e.g. one item): a single matrix product
-                return tf.einsum("ltj,tk->ljk", g, x[0])
-            return tf.einsum("ltj,ltk->ljk", g, x)
+                return tf.einsum("tlj,tk->ljk", g, x[0])
+            return tf.einsum("tlj,ltk->ljk", g, x)
         if self.kind == "elementwise":
-            x = _broadcast_lanes(x, lanes)
-            product = g * x  # numpy broadcasting, exactly as ElementwiseInc applies it
+            # numpy broadcasting, exactly as ElementwiseInc applies it
+            product = g * tf.transpose(x, (1, 0, 2))
             if int(np.prod(self.weight_shape, dtype=np.int64)) == 1:
-                total = tf.reduce_sum(product, axis=[1, 2])
+                total = tf.reduce_sum(product, axis=[0, 2])
             else:
-                total = tf.reduce_sum(product, axis=1)
+                total = tf.reduce_sum(product, axis=0)
             return tf.reshape(total, (-1, *self.weight_shape))
         # copy: dst[dst_index] += W.flat[src_index]
-        summed = tf.reduce_sum(g, axis=1)
+        summed = tf.reduce_sum(g, axis=0)
         if self.dst_index is not None:
             summed = tf.gather(summed, self.dst_index, axis=1)
         size = int(np.prod(self.weight_shape, dtype=np.int64))
@@ -97,10 +97,6 @@ class WeightRule:
                 tf.math.unsorted_segment_sum(tf.transpose(summed), self.src_index, size)
             )
         return tf.reshape(summed, (-1, *self.weight_shape))
-
-
-def _broadcast_lanes(x, lanes):
-    return tf.broadcast_to(x, tf.concat([[lanes], tf.shape(x)[1:]], axis=0))
 
 
 def rules_for(entry, operators: Sequence) -> list[WeightRule]:

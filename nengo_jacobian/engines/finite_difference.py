@@ -146,7 +146,8 @@ def _program(sim, request: Request, n_lanes: int, hidden: list):
 
         @tf.function(autograph=False)
         def program(x_lanes, perturbations, state_rows):
-            probes, _ = lanes.run(x_lanes, perturbations, n_steps, state_rows)
+            time_major = [tf.transpose(p, (1, 0, 2)) for p in perturbations]
+            probes, _ = lanes.run(x_lanes, time_major, n_steps, state_rows)
             return tf.concat(
                 [tf.reshape(probes[i], (n_lanes, -1)) for i in probe_index], axis=1
             )
