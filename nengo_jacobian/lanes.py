@@ -332,6 +332,16 @@ class Taps(collections.namedtuple("Taps", "values rows")):
     rows : tf.Tensor or None
         ``(n_lanes,)`` int32: the row of ``values`` that holds each lane's taps. None:
         rows are lanes (or a single row shared by all).
+
+    Examples
+    --------
+    Four lanes replaying two items (slots 0, 1, 0, 1), one step of a 1-d signal:
+
+    >>> import tensorflow as tf
+    >>> from nengo_jacobian.lanes import Taps
+    >>> taps = Taps([tf.constant([[[10.0]], [[20.0]]])], tf.constant([0, 1, 0, 1]))
+    >>> taps.lane(0).numpy().ravel()
+    array([10., 20., 10., 20.], dtype=float32)
     """
 
     def lane(self, index: int) -> tf.Tensor:

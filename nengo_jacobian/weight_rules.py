@@ -81,7 +81,7 @@ class WeightRule:
             return tf.einsum("tlj,ltk->ljk", g, x)
         if self.kind == "elementwise":
             # numpy broadcasting, exactly as ElementwiseInc applies it
-            product = g * tf.transpose(x, (1, 0, 2))
+            product = g * tf.transpose(x, [1, 0, *range(2, len(x.shape))])
             if int(np.prod(self.weight_shape, dtype=np.int64)) == 1:
                 total = tf.reduce_sum(product, axis=[0, 2])
             else:
