@@ -358,13 +358,16 @@ class _Piece(
     """Rows ``start:stop`` of a lane-graph base array and where their values live."""
 
 
+def _step_array(x: tf.Tensor) -> tf.TensorArray:
+    """``(steps, ...)`` as a TensorArray of ``steps`` items."""
+    # a static size where known: XLA needs fixed-size TensorArrays
+    size = x.shape[0] if x.shape[0] is not None else tf.shape(x)[0]
+    return tf.TensorArray(x.dtype, size=size).unstack(x)
+
+
 def _time_major(x: tf.Tensor) -> tf.TensorArray:
     """``(lanes, steps, ...)`` as a TensorArray of ``steps`` items."""
-    # a static size where known: XLA needs fixed-size TensorArrays
-    size = x.shape[1] if x.shape[1] is not None else tf.shape(x)[1]
-    steps = tf.TensorArray(x.dtype, size=size)
-    perm = [1, 0] + list(range(2, len(x.shape)))
-    return steps.unstack(tf.transpose(x, perm))
+    return _step_array(tf.transpose(x, [1, 0, *range(2, len(x.shape))]))
 
 
 class _FixedLoopTF:
@@ -612,10 +615,7 @@ class LaneGraph(TensorGraph):
     def _build_loop(self, progress):
         # already time-major: a transposed copy of every perturbation (and of its
         # gradient) per pass cost more than the whole pass for large signals
-        self._perturbation_steps = [
-            tf.TensorArray(p.dtype, size=p.shape[0]).unstack(p)
-            for p in self._perturbations
-        ]
+        self._perturbation_steps = [_step_array(p) for p in self._perturbations]
         with self._live_values(), self._step_inputs():
             return super()._build_loop(progress)
 

@@ -100,8 +100,9 @@ class FiniteDifference(Engine):
                 chunk = columns[start : start + per_pass]
                 items = np.zeros(n_lanes, np.int32)
                 x_lanes = [np.zeros((n_lanes,) + x.shape[1:], dtype) for x in inputs]
+                # time-major, as the lane graph reads perturbations
                 pert = [
-                    np.zeros((n_lanes, request.n_steps, s.size), dtype) for s in hidden
+                    np.zeros((request.n_steps, n_lanes, s.size), dtype) for s in hidden
                 ]
                 steps = np.zeros(len(chunk))
                 for c, (i, s, j) in enumerate(chunk):
@@ -120,7 +121,7 @@ class FiniteDifference(Engine):
                             x_lanes[k][lane, s, j] += sign * h
                         else:
                             index = [id(x) for x in hidden].index(id(t.signal))
-                            pert[index][lane, s, j] += sign * h
+                            pert[index][s, lane, j] += sign * h
                 flat = program(x_lanes, pert, items % sim.minibatch_size).numpy()
                 flat = flat[:, request.rows]
                 for c, (i, s, j) in enumerate(chunk):
@@ -146,8 +147,7 @@ def _program(sim, request: Request, n_lanes: int, hidden: list):
 
         @tf.function(autograph=False)
         def program(x_lanes, perturbations, state_rows):
-            time_major = [tf.transpose(p, (1, 0, 2)) for p in perturbations]
-            probes, _ = lanes.run(x_lanes, time_major, n_steps, state_rows)
+            probes, _ = lanes.run(x_lanes, perturbations, n_steps, state_rows)
             return tf.concat(
                 [tf.reshape(probes[i], (n_lanes, -1)) for i in probe_index], axis=1
             )
