@@ -20,10 +20,10 @@ A weight's Jacobian is then the contraction of the two (see
 `nengo_jacobian.weight_rules`); a hidden signal's is the perturbation gradient itself.
 
 Lanes that replay the same item compute the same forward pass (perturbations are zero),
-so the neuron nonlinearities, the most expensive part of a rate-mode forward pass
-(logarithms for LIF), are evaluated once per item and shared by its lanes; each lane
-still gets its own backward pass (see `share_neurons`). For the same reason taps are
-recorded once per item (`Taps`).
+so the neuron nonlinearities and the weights' matrix products, the expensive parts
+of a rate-mode forward pass, are evaluated once per item and shared by its lanes;
+each lane still gets its own backward pass (see `share_neurons`, `share_linear`). For
+the same reason taps are recorded once per item (`Taps`).
 
 The lane graph owns no parameter values: every time it is called it reads the user's
 simulator variables (weights and saved state), so it always sees the live weights, a
@@ -183,24 +183,121 @@ def lane_planner(operators: Sequence[Operator]):
 
 
 class _LaneDotIncBuilder(DotIncBuilder):
-    """NengoDL's ``DotInc`` builder without its transposes, for lane graphs.
+    """NengoDL's ``DotInc`` builder for lane graphs: no transposes, shared forward.
 
     For a weight ``A`` shared by all lanes and a per-lane input ``X``, NengoDL
     computes ``transpose(A @ transpose(X))``, and the backward pass transposes twice
     more: with hundreds of lanes those transposes took 40 % of a pass of our
     benchmark network (2 × 1000 neurons). For a single operator ``X @ Aᵀ`` is the
     same product with the lanes already leading (rounding may differ in the last
-    bit). Merged groups keep NengoDL's code.
+    bit). Merged groups keep NengoDL's product.
+
+    When the lane graph gives lane slots (`LaneGraph.run`), lanes of one slot hold
+    the same ``X``, and the product is computed once per slot (`share_linear`).
     """
 
+    lane_graph = None
+
     def build_step(self, signals):
-        """``Y += X Aᵀ`` for a single operator; NengoDL's code otherwise."""
-        if len(self.ops) > 1 or self.A_data.minibatched:
-            return super().build_step(signals)
-        A = signals.gather(self.A_data)  # (1, a0, a1)
-        X = signals.gather(self.X_data)  # (lanes, 1, a1)
-        dot = tf.matmul(X[:, 0], A[0], transpose_b=True)[:, None]
+        """``Y += X Aᵀ``, once per slot where the lane graph gives slots."""
+        A = signals.gather(self.A_data)
+        X = signals.gather(self.X_data)
+        if self.A_data.minibatched:
+            return signals.scatter(self.Y_data, tf.matmul(A, X), mode=self.mode)
+        share = self.lane_graph.share if self.lane_graph is not None else None
+        product = self._product if len(self.ops) == 1 else self._merged_product
+        if share is None:
+            dot = product(X, A)
+        else:
+            dot = share_linear(product, X, A, *share)
         signals.scatter(self.Y_data, dot, mode=self.mode)
+
+    @staticmethod
+    def _product(X, A):
+        # (lanes, 1, a1) x (1, a0, a1) -> (lanes, 1, a0)
+        return tf.matmul(X[:, 0], A[0], transpose_b=True)[:, None]
+
+    def _merged_product(self, X, A):
+        # NengoDL's: (n_ops, a0, a1) x (n_ops, a1, lanes) -> (lanes, n_ops, a0)
+        dot = tf.transpose(tf.matmul(A, tf.transpose(X, perm=self.perm)), self.perm_inv)
+        # the transposes lose the static shape (as NengoDL notes)
+        dot.set_shape((X.shape[0], *A.shape[:2]))
+        return dot
+
+
+def share_linear(
+    fn, X: tf.Tensor, A: tf.Tensor, first: tf.Tensor, slot: tf.Tensor
+) -> tf.Tensor:
+    """A product ``fn(X, A)``, linear in ``X``, computed once per group of lanes.
+
+    As in `share_neurons`, lanes ``l`` with the same ``slot[l]`` hold the same ``X``
+    in the forward pass, so ``fn`` runs on one representative row per slot and the
+    result is gathered back: for a weight matrix the lanes' matrix product (the
+    bulk of the forward pass) becomes one row per item. The gradient is per lane and
+    exact: ``fn`` is linear in ``X``, so its gradient w.r.t. ``X`` does not depend on
+    ``X``, and its gradient w.r.t. ``A`` is taken at the lanes' values, which equal
+    their representatives'.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(X, A)``, linear in ``X``, whose rows are the lanes (e.g. a matrix
+        product); differentiable w.r.t. both.
+    X : tf.Tensor
+        ``(n_lanes, ...)`` input.
+    A : tf.Tensor
+        The weight, shared by all lanes.
+    first, slot : tf.Tensor
+        As for `share_neurons`.
+
+    Returns
+    -------
+    tf.Tensor
+        ``fn(X, A)``, to float32 rounding.
+
+    Examples
+    --------
+    Four lanes replaying two items (slots 0, 1, 0, 1); the product runs on two rows:
+
+    >>> import numpy as np, tensorflow as tf
+    >>> from nengo_jacobian.lanes import share_linear
+    >>> X = tf.constant([[1.0, 2.0], [3.0, 4.0], [1.0, 2.0], [3.0, 4.0]])
+    >>> A = tf.constant([[1.0, 0.0], [1.0, 1.0], [0.0, 2.0]])
+    >>> first, slot = tf.constant([0, 1]), tf.constant([0, 1, 0, 1])
+    >>> product = lambda x, a: tf.matmul(x, a, transpose_b=True)
+    >>> with tf.GradientTape(persistent=True) as tape:
+    ...     tape.watch([X, A])
+    ...     y = share_linear(product, X, A, first, slot)
+    ...     objective = tf.reduce_sum(y * tf.reshape(tf.range(12.0), (4, 3)))
+    >>> bool(np.allclose(y, product(X, A)))
+    True
+    >>> with tf.GradientTape(persistent=True) as reference:
+    ...     reference.watch([X, A])
+    ...     expected = tf.reduce_sum(product(X, A) * tf.reshape(tf.range(12.0), (4, 3)))
+    >>> [bool(np.allclose(tape.gradient(objective, v), reference.gradient(expected, v)))
+    ...  for v in (X, A)]
+    [True, True]
+    """
+
+    @tf.custom_gradient
+    def shared(X, A):
+        representatives = tf.gather(X, first)
+
+        def grad(dy):
+            # tensors of this graph, as in share_neurons: inside a while loop's
+            # gradient the forward tensors are captured, and the tape must watch
+            # what fn reads. The lanes' X is rebuilt from the representatives the
+            # forward pass kept; only the gradient w.r.t. A reads it (fn is linear)
+            weight = tf.identity(A)
+            lanes = tf.gather(tf.identity(representatives), slot)
+            with tf.GradientTape() as tape:
+                tape.watch([lanes, weight])
+                y = fn(lanes, weight)
+            return tape.gradient(y, [lanes, weight], output_gradients=dy)
+
+        return tf.gather(fn(representatives, A), slot), grad
+
+    return shared(X, A)
 
 
 def share_neurons(fn, J: tf.Tensor, first: tf.Tensor, slot: tf.Tensor) -> tf.Tensor:
@@ -496,6 +593,7 @@ class LaneGraph(TensorGraph):
         for ops, op_build in builds.items():
             if type(op_build) is DotIncBuilder:
                 builds[ops] = _LaneDotIncBuilder(ops)
+                builds[ops].lane_graph = self
             elif type(op_build) is SimNeuronsBuilder and isinstance(
                 op_build.built_neurons, TFNeuronBuilder
             ):

@@ -19,7 +19,7 @@ from tensorflow.python.ops.resource_variable_ops import ResourceVariable
 from nengo_jacobian.exceptions import JacobianError
 from nengo_jacobian.lanes import LaneGraph
 from nengo_jacobian.request import lane_blockers
-from nengo_jacobian.weight_rules import rules_for
+from nengo_jacobian.weight_rules import contract_all, rules_for
 
 
 def _unique(signals):
@@ -330,6 +330,13 @@ class LanePlan:
             unconnected_gradients=tf.UnconnectedGradients.ZERO,
         )
         input_grads, perturbation_grads = grads[: len(x_lanes)], grads[len(x_lanes) :]
+        weights = iter(
+            contract_all(
+                [spec for kind, spec in self.specs if kind == "weight"],
+                perturbation_grads,
+                taps,
+            )
+        )
         outputs = []
         for kind, spec in self.specs:
             if kind == "input":
@@ -337,17 +344,7 @@ class LanePlan:
             elif kind == "hidden":
                 outputs.append(tf.transpose(perturbation_grads[spec], (1, 0, 2)))
             else:
-                outputs.append(
-                    tf.add_n(
-                        [
-                            rule.contract(
-                                perturbation_grads[p],
-                                None if x is None else taps.lane(x),
-                            )
-                            for p, x, rule in spec
-                        ]
-                    )
-                )
+                outputs.append(next(weights))
         return (outputs, finite) if _finite else outputs
 
     def pushforward(self, inputs, items, state_rows, tangents) -> tf.Tensor:

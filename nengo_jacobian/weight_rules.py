@@ -88,7 +88,10 @@ class WeightRule:
                 total = tf.reduce_sum(product, axis=0)
             return tf.reshape(total, (-1, *self.weight_shape))
         # copy: dst[dst_index] += W.flat[src_index]
-        summed = tf.reduce_sum(g, axis=0)
+        return self.from_time_sum(tf.reduce_sum(g, axis=0))
+
+    def from_time_sum(self, summed: tf.Tensor) -> tf.Tensor:
+        """A ``"copy"`` rule's Jacobian from ``Σ_t g(t)``, ``(lanes, size)``."""
         if self.dst_index is not None:
             summed = tf.gather(summed, self.dst_index, axis=1)
         size = int(np.prod(self.weight_shape, dtype=np.int64))
@@ -97,6 +100,78 @@ class WeightRule:
                 tf.math.unsorted_segment_sum(tf.transpose(summed), self.src_index, size)
             )
         return tf.reshape(summed, (-1, *self.weight_shape))
+
+
+def contract_all(rules: Sequence, grads: Sequence[tf.Tensor], taps) -> list[tf.Tensor]:
+    """Every weight's per-lane Jacobian, reading each perturbation gradient once.
+
+    `WeightRule.contract` one rule at a time reads a perturbation gradient
+    ``g`` (``(n_steps, lanes, size)``, the largest tensors of a weight Jacobian) once
+    per rule, and its ``"tlj,tk->ljk"`` product makes XLA transpose ``g`` first. Here
+    every ``"dot"`` rule with one tap row for all lanes and every ``"copy"`` rule
+    (whose tap is a column of ones: ``Σ_t g(t)``) on the same perturbed signal (e.g.
+    an ensemble's encoders and its bias, which both feed the neurons' input) share
+    one product ``[x | 1]ᵀ g``, and only its result, the size of the Jacobians, is
+    transposed. Measured: 2 × 1000 neurons over 50 steps, encoders, biases and
+    connection weights, with XLA and shared products: 62.8 → 48.4 ms warm.
+
+    Parameters
+    ----------
+    rules : sequence of sequence of (int, int or None, WeightRule)
+        Per weight, its rules as ``(perturbation index, tap index, rule)``.
+    grads : sequence of tf.Tensor
+        The perturbation gradients, ``(n_steps, lanes, size)`` each.
+    taps : nengo_jacobian.lanes.Taps
+        The taps.
+
+    Returns
+    -------
+    list of tf.Tensor
+        Per weight, ``(lanes, *weight_shape)``.
+    """
+    # per perturbation: the columns of its shared product, each a (n_steps, k) tap
+    # or "ones", and where each rule's rows start
+    columns: dict[int, dict] = {}
+    for weight_rules in rules:
+        for p, x, rule in weight_rules:
+            if rule.kind == "copy" or (
+                rule.kind == "dot" and taps.values[x].shape[0] == 1
+            ):
+                key = "ones" if rule.kind == "copy" else x
+                columns.setdefault(p, {}).setdefault(key, None)
+    products = {}
+    for p, keys in columns.items():
+        g = grads[p]
+        steps = g.shape[0]
+        parts, offsets, offset = [], {}, 0
+        for key in keys:
+            part = (
+                tf.ones((steps, 1), g.dtype) if key == "ones" else taps.values[key][0]
+            )
+            parts.append(part)
+            offsets[key] = (offset, offset + part.shape[1])
+            offset += part.shape[1]
+        flat = tf.reshape(g, (steps, -1))
+        # (k, lanes * size): the tap-side operand is the transposed one
+        product = tf.matmul(tf.concat(parts, axis=1), flat, transpose_a=True)
+        products[p] = tf.reshape(product, (offset, g.shape[1], g.shape[2])), offsets
+    outputs = []
+    for weight_rules in rules:
+        terms = []
+        for p, x, rule in weight_rules:
+            if p not in products or (rule.kind == "dot" and x not in products[p][1]):
+                tap = None if x is None else taps.lane(x)
+                terms.append(rule.contract(grads[p], tap))
+                continue
+            product, offsets = products[p]
+            start, stop = offsets["ones" if rule.kind == "copy" else x]
+            if rule.kind == "copy":
+                terms.append(rule.from_time_sum(product[start]))
+            else:
+                # (k, lanes, j) -> (lanes, j, k)
+                terms.append(tf.transpose(product[start:stop], (1, 2, 0)))
+        outputs.append(tf.add_n(terms) if len(terms) > 1 else terms[0])
+    return outputs
 
 
 def rules_for(entry, operators: Sequence) -> list[WeightRule]:

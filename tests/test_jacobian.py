@@ -52,20 +52,31 @@ def test_reverse_equals_reference_loop(make_sim, neuron_type, minibatch_size, n_
 def test_lane_planners_agree(make_sim, monkeypatch, minibatch_size, n_items):
     # The lane graph merges operators or not by signal size (lanes.lane_planner);
     # force each choice on the same network: both equal the loop, which uses the
-    # user's own graph.
+    # user's own graph. Either way lanes of one item share their matrix products
+    # (lanes.share_linear), merged ones included.
     net = two_layer_net(nengo.LIF(), n_neurons=20)
     x = random_inputs(n_items, 6, 2)
     wrt = [net.stim] + weight_targets(net)
     results = {}
+    products = []
+    share = nengo_jacobian.lanes.share_linear
+    monkeypatch.setattr(
+        nengo_jacobian.lanes,
+        "share_linear",
+        lambda fn, *args: products.append(fn.__name__) or share(fn, *args),
+    )
     for planner, threshold in (("tree", np.inf), ("noop", 0)):
         monkeypatch.setattr(
             nengo_jacobian.lanes, "MERGE_BELOW_ELEMENTS_PER_OP", threshold
         )
         sim = make_sim(net, minibatch_size=minibatch_size)
+        products.clear()
         results[planner] = sim.jacobian(net.probe, wrt, x, method="reverse")
         (lanes,) = [v for k, v in sim._jacobian_cache.items() if k[0] == "lanes"]
         merged = max(len(ops) for ops in lanes.plan) > 1
         assert merged == (planner == "tree")
+        assert ("_merged_product" in products) == merged, products
+        assert "_product" in products, products
     slow = sim.jacobian(net.probe, wrt, x, method="loop")
     for key in wrt:
         assert max_rel_error(results["noop"][key], results["tree"][key]) < 1e-5, key
