@@ -107,6 +107,11 @@ class Program:
     up itself. Defaults are passed explicitly (TensorFlow 2.20's concrete functions
     require every argument).
 
+    Small integer arrays (a pass's lane indices, the same for every repeat of a
+    request) are converted once and kept, and the concrete function is called with
+    its flat tensor arguments where TensorFlow allows: at 2 × 200 neurons over 20
+    steps these took 0.2 ms of a 1.5 ms input Jacobian.
+
     Parameters
     ----------
     function : tf.types.experimental.GenericFunction
@@ -127,25 +132,59 @@ class Program:
     1
     """
 
+    #: Integer arrays of at most this many elements are kept as tensors.
+    KEEP_INDICES_BELOW = 1 << 14
+
     def __init__(self, function):
         self.function = function
         self._signature = inspect.signature(function.python_function)
         self._concrete = {}
+        self._indices = {}
 
     def __call__(self, *args):
         """``function(*args)``, tracing only for a new signature."""
         bound = self._signature.bind(*args)
         bound.apply_defaults()
-        args = tf.nest.map_structure(_as_tensor, bound.args)
+        args = tf.nest.map_structure(self._as_tensor, bound.args)
+        flat = tf.nest.flatten(args)
         key = tuple(
             (tuple(x.shape), x.dtype) if tf.is_tensor(x) else (type(x), x)
-            for x in tf.nest.flatten(args)
+            for x in flat
         )
         concrete = self._concrete.get(key)
         if concrete is None:
             concrete = self.function.get_concrete_function(*args)
-            self._concrete[key] = concrete
+            # its flat inputs are the tensors among the arguments, in order; a
+            # private API, so only where it exists and every tensor is eager
+            fast = hasattr(concrete, "_call_flat") and all(
+                isinstance(x, _EagerTensor) for x in flat if tf.is_tensor(x)
+            )
+            self._concrete[key] = concrete, fast
+        else:
+            concrete, fast = concrete
+        if fast:
+            tensors = [x for x in flat if tf.is_tensor(x)]
+            return concrete._call_flat(tensors, concrete.captured_inputs)
         return concrete(*args)
+
+    def _as_tensor(self, x):
+        """`_as_tensor`, keeping small integer arrays' tensors for the next call."""
+        if not (
+            isinstance(x, np.ndarray)
+            and x.dtype.kind == "i"
+            and x.size < self.KEEP_INDICES_BELOW
+        ):
+            return _as_tensor(x)
+        key = (x.shape, x.dtype.str, x.tobytes())
+        tensor = self._indices.get(key)
+        if tensor is None:
+            if len(self._indices) > 256:
+                self._indices.clear()
+            tensor = self._indices[key] = tf.convert_to_tensor(x)
+        return tensor
+
+
+_EagerTensor = type(tf.constant(0))
 
 
 def _as_tensor(x):

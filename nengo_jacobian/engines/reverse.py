@@ -163,7 +163,7 @@ class VectorizedReverse(Engine):
             rows = np.where(lanes >= 0, request.rows[lanes % n_rows], -1)
             rows = rows.astype(np.int32)
             state_rows = (items % sim.minibatch_size).astype(np.int32)
-            args = (inputs, items, state_rows, rows, tf.constant(n_run, tf.int32))
+            args = (inputs, items, state_rows, rows, np.asarray(n_run, np.int32))
             try:
                 outputs = program(*args)
             except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
