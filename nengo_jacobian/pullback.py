@@ -148,8 +148,7 @@ class Program:
         args = tf.nest.map_structure(self._as_tensor, bound.args)
         flat = tf.nest.flatten(args)
         key = tuple(
-            (tuple(x.shape), x.dtype) if tf.is_tensor(x) else (type(x), x)
-            for x in flat
+            (tuple(x.shape), x.dtype) if tf.is_tensor(x) else (type(x), x) for x in flat
         )
         concrete = self._concrete.get(key)
         if concrete is None:
