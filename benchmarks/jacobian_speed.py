@@ -15,7 +15,7 @@ not the absolute times. ``--memory`` also measures peak memory (in subprocesses)
 the largest weights request with and without ``chunk_size``.
 
 Run: ``python benchmarks/jacobian_speed.py [--neurons 200 1000] [--steps 20 50]
-[--repeats 5] [--jax-python PATH] [--memory]``
+[--repeats 20] [--loop-repeats 1] [--jax-python PATH] [--memory]``
 """
 
 from __future__ import annotations
@@ -124,9 +124,9 @@ def speed_rows(n_neurons: int, n_steps: int, args) -> list:
             if case == "weights":
                 methods = ["auto", "reverse", "reverse_xla", "loop"]
             for method in methods:
-                repeats = (
-                    args.repeats if method != "loop" else max(1, args.repeats // 3)
-                )
+                # as many warm calls as the JAX reference gets; a median of few
+                # calls of a millisecond-long request is mostly noise
+                repeats = args.repeats if method != "loop" else args.loop_repeats
                 # every method's first call builds its own lane graph and traces
                 sim._jacobian_cache.clear()
                 first, warm = timed(
@@ -178,7 +178,7 @@ def pfor_row(n_neurons: int, n_steps: int, case: str, x, args) -> tuple:
         wrt = stim if case == "input" else list(sim.weights)
         first, warm = timed(
             lambda: sim.jacobian(out, wrt, x, method="pfor"),
-            max(1, args.repeats // 3),
+            args.loop_repeats,
         )
     return (n_neurons, n_steps, case, "pfor", "pfor (unrolled)", first, warm)
 
@@ -186,7 +186,7 @@ def pfor_row(n_neurons: int, n_steps: int, case: str, x, args) -> tuple:
 def print_speed(rows: list, args) -> None:
     print(
         f"\nJacobian speed (seconds; warm = median of {args.repeats} calls, loop "
-        f"and pfor of {max(1, args.repeats // 3)}, tape of {args.tape_repeats}; "
+        f"and pfor of {args.loop_repeats}, tape of {args.tape_repeats}; "
         f"ratio = warm / ours (auto) warm)"
     )
     header = (
@@ -312,7 +312,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--neurons", type=int, nargs="+", default=[200, 1000])
     parser.add_argument("--steps", type=int, nargs="+", default=[20, 50])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=20,
+        help="warm calls of our engines (and of JAX's, at least 20)",
+    )
+    parser.add_argument(
+        "--loop-repeats", type=int, default=1, help="warm calls of the loop and pfor"
+    )
     parser.add_argument(
         "--tape-repeats",
         type=int,
