@@ -121,11 +121,15 @@ class VectorizedReverse(Engine):
         needed = np.tile(request.row_steps, request.n_items)
         order = np.argsort(needed, kind="stable")
         if self.chunk_size is None:
-            n_chunks = causal_passes(
-                needed[order],
-                math.ceil(total / self.max_lanes),
-                *_pass_costs(request),
-            )
+            min_passes = math.ceil(total / self.max_lanes)
+            costs = _pass_costs(request)
+            # the same for every repeat of a request
+            key = ("passes", needed.tobytes(), min_passes, costs)
+            if key not in sim._jacobian_cache:
+                sim._jacobian_cache[key] = causal_passes(
+                    needed[order], min_passes, *costs
+                )
+            n_chunks = sim._jacobian_cache[key]
         else:
             n_chunks = math.ceil(total / self.chunk_size)
         n_lanes = math.ceil(total / n_chunks)
@@ -149,7 +153,7 @@ class VectorizedReverse(Engine):
             t: np.empty((total,) + request.target_shape(t), dtype)
             for t in request.targets
         }
-        inputs = [tf.constant(x) for x in request.inputs]
+        inputs = list(request.inputs)  # the program converts (and keeps) them
         steps_simulated = []
         diverged = set()  # items whose simulation is not finite
         for chunk in request.track(range(n_chunks)):
