@@ -153,7 +153,22 @@ def test_sgd_on_weight_jacobian_is_pes(make_sim):
     np.testing.assert_allclose(sim.weights[conn].read() - start, pes_delta, rtol=1e-5)
 
 
-def test_second_order_gradients_match_finite_differences(make_sim):
+@pytest.mark.parametrize("shared_products", [True, False])
+def test_second_order_gradients_match_finite_differences(
+    make_sim, monkeypatch, shared_products
+):
+    # with lanes.share_linear on every product (its gradient w.r.t. the weight is
+    # what second derivatives flow through) and with none
+    calls = []
+    share = nengo_jacobian.lanes.share_linear
+    monkeypatch.setattr(
+        nengo_jacobian.lanes,
+        "share_linear",
+        lambda *args: calls.append(1) or share(*args),
+    )
+    monkeypatch.setattr(
+        nengo_jacobian.lanes, "SHARE_PRODUCTS_FROM", 1 if shared_products else 10**9
+    )
     net = two_layer_net(nengo.Sigmoid(tau_ref=0.002), n_neurons=12, dtype="float64")
     sim = make_sim(net)
     x = random_inputs(1, 6, 2, scale=0.5)
@@ -164,6 +179,7 @@ def test_second_order_gradients_match_finite_differences(make_sim):
     wrt = [net.c_ab, net.a, net.b.neurons]
     loss, grads = sim.gradients(loss_fn, x, wrt=wrt)
     assert loss > 0
+    assert bool(calls) == shared_products
     rng = np.random.RandomState(0)
     h = 1e-5
     for key in wrt:
