@@ -208,10 +208,10 @@ class _LaneDotIncBuilder(DotIncBuilder):
 
     def build_step(self, signals):
         """``Y += X Aᵀ``, once per slot where the lane graph gives slots."""
+        if self.A_data.minibatched:
+            return super().build_step(signals)
         A = signals.gather(self.A_data)
         X = signals.gather(self.X_data)
-        if self.A_data.minibatched:
-            return signals.scatter(self.Y_data, tf.matmul(A, X), mode=self.mode)
         share = self.lane_graph.share if self.lane_graph is not None else None
         product = self._product if len(self.ops) == 1 else self._merged_product
         if share is None or X.shape[0] < SHARE_PRODUCTS_FROM * share[0].shape[0]:

@@ -151,8 +151,7 @@ class Program:
         key = tuple(
             (tuple(x.shape), x.dtype) if tf.is_tensor(x) else (type(x), x) for x in flat
         )
-        concrete = self._concrete.get(key)
-        if concrete is None:
+        if key not in self._concrete:
             concrete = self.function.get_concrete_function(*args)
             # its flat inputs are the tensors among the arguments, in order; a
             # private API, so only where it exists and every tensor is eager
@@ -160,8 +159,7 @@ class Program:
                 isinstance(x, _EagerTensor) for x in flat if tf.is_tensor(x)
             )
             self._concrete[key] = concrete, fast
-        else:
-            concrete, fast = concrete
+        concrete, fast = self._concrete[key]
         if fast:
             tensors = [x for x in flat if tf.is_tensor(x)]
             return concrete._call_flat(tensors, concrete.captured_inputs)

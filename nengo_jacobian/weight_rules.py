@@ -91,7 +91,22 @@ class WeightRule:
         return self.from_time_sum(tf.reduce_sum(g, axis=0))
 
     def from_time_sum(self, summed: tf.Tensor) -> tf.Tensor:
-        """A ``"copy"`` rule's Jacobian from ``Σ_t g(t)``, ``(lanes, size)``."""
+        """A ``"copy"`` rule's Jacobian from ``Σ_t g(t)``, ``(lanes, size)``.
+
+        Examples
+        --------
+        A 2-element weight copied into 3 elements (``dst += W[[0, 1, 1]]``): each
+        weight element gets the summed gradient of every element it lands in.
+
+        >>> import numpy as np, tensorflow as tf
+        >>> from nengo.builder.signal import Signal
+        >>> from nengo_jacobian.weight_rules import WeightRule
+        >>> rule = WeightRule(
+        ...     "copy", Signal(shape=(3,)), None, (2,), src_index=np.array([0, 1, 1])
+        ... )
+        >>> rule.from_time_sum(tf.constant([[1.0, 2.0, 3.0]])).numpy()
+        array([[1., 5.]], dtype=float32)
+        """
         if self.dst_index is not None:
             summed = tf.gather(summed, self.dst_index, axis=1)
         size = int(np.prod(self.weight_shape, dtype=np.int64))
@@ -128,16 +143,38 @@ def contract_all(rules: Sequence, grads: Sequence[tf.Tensor], taps) -> list[tf.T
     -------
     list of tf.Tensor
         Per weight, ``(lanes, *weight_shape)``.
+
+    Examples
+    --------
+    An ensemble's encoders (3 neurons, 2 dimensions) and bias, which both perturb its
+    neurons' input current, over 5 steps and 4 lanes of one item; the same as one
+    rule at a time:
+
+    >>> import numpy as np, tensorflow as tf
+    >>> from nengo.builder.signal import Signal
+    >>> from nengo_jacobian.lanes import Taps
+    >>> from nengo_jacobian.weight_rules import WeightRule, contract_all
+    >>> current, decoded = Signal(shape=(3,)), Signal(shape=(2,))
+    >>> encoders = WeightRule("dot", current, decoded, (3, 2))
+    >>> bias = WeightRule("copy", current, None, (3,))
+    >>> rng = np.random.RandomState(0)
+    >>> g = tf.constant(rng.randn(5, 4, 3), tf.float32)
+    >>> taps = Taps([tf.constant(rng.randn(1, 5, 2), tf.float32)], None)
+    >>> jac_e, jac_b = contract_all([[(0, 0, encoders)], [(0, None, bias)]], [g], taps)
+    >>> tuple(jac_e.shape), tuple(jac_b.shape)
+    ((4, 3, 2), (4, 3))
+    >>> bool(np.allclose(jac_e, encoders.contract(g, taps.lane(0)), atol=1e-6))
+    True
+    >>> bool(np.allclose(jac_b, bias.contract(g, None), atol=1e-6))
+    True
     """
     # per perturbation: the columns of its shared product, each a (n_steps, k) tap
-    # or "ones", and where each rule's rows start
+    # or "ones", and where each one's rows start
     columns: dict[int, dict] = {}
     for weight_rules in rules:
         for p, x, rule in weight_rules:
-            if rule.kind == "copy" or (
-                rule.kind == "dot" and taps.values[x].shape[0] == 1
-            ):
-                key = "ones" if rule.kind == "copy" else x
+            key = _shared_column(rule, x, taps)
+            if key is not None:
                 columns.setdefault(p, {}).setdefault(key, None)
     products = {}
     for p, keys in columns.items():
@@ -159,12 +196,13 @@ def contract_all(rules: Sequence, grads: Sequence[tf.Tensor], taps) -> list[tf.T
     for weight_rules in rules:
         terms = []
         for p, x, rule in weight_rules:
-            if p not in products or (rule.kind == "dot" and x not in products[p][1]):
+            key = _shared_column(rule, x, taps)
+            if key is None:
                 tap = None if x is None else taps.lane(x)
                 terms.append(rule.contract(grads[p], tap))
                 continue
             product, offsets = products[p]
-            start, stop = offsets["ones" if rule.kind == "copy" else x]
+            start, stop = offsets[key]
             if rule.kind == "copy":
                 terms.append(rule.from_time_sum(product[start]))
             else:
@@ -172,6 +210,15 @@ def contract_all(rules: Sequence, grads: Sequence[tf.Tensor], taps) -> list[tf.T
                 terms.append(tf.transpose(product[start:stop], (1, 2, 0)))
         outputs.append(tf.add_n(terms) if len(terms) > 1 else terms[0])
     return outputs
+
+
+def _shared_column(rule: WeightRule, x: int | None, taps) -> str | int | None:
+    """The column of `contract_all`'s shared product a rule reads, or None."""
+    if rule.kind == "copy":
+        return "ones"
+    if rule.kind == "dot" and taps.values[x].shape[0] == 1:
+        return x
+    return None
 
 
 def rules_for(entry, operators: Sequence) -> list[WeightRule]:

@@ -118,13 +118,20 @@ class VectorizedReverse(Engine):
         total = request.n_items * n_rows
         # Causality: a row at output step t needs only steps 0..t. Passes take the
         # rows in order of the steps they need and simulate no further.
-        needed = np.tile(request.row_steps, request.n_items)
+        row_steps = request.row_steps
+        needed = np.tile(row_steps, request.n_items)
         order = np.argsort(needed, kind="stable")
         if self.chunk_size is None:
             min_passes = math.ceil(total / self.max_lanes)
             costs = _pass_costs(request)
-            # the same for every repeat of a request
-            key = ("passes", needed.tobytes(), min_passes, costs)
+            # the same for every repeat of a request; `needed` tiles row_steps
+            key = (
+                "passes",
+                row_steps.tobytes(),
+                request.n_items,
+                min_passes,
+                costs,
+            )
             if key not in sim._jacobian_cache:
                 sim._jacobian_cache[key] = causal_passes(
                     needed[order], min_passes, *costs
